@@ -1,0 +1,166 @@
+// Configuration from the environment: defaults, accepted forms, one-line errors, immutability.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { loadConfig, redactUrl } from '../src/config.ts';
+import { ConfigError } from '../src/errors.ts';
+
+const CWD = '/srv/inventory';
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env, CWD);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, String(error));
+    return error;
+  }
+  assert.fail(`expected a ConfigError for ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig', () => {
+  it('has the documented defaults', () => {
+    assert.deepEqual(loadConfig({}, CWD), {
+      port: 10000,
+      host: '127.0.0.1',
+      database: { kind: 'sqlite', path: path.join(CWD, 'data/inventory.db') },
+      seedSampleData: false,
+      shutdownTimeoutMs: 10000,
+      logLevel: 'info',
+    });
+  });
+
+  it('resolves the default SQLite file against the process cwd', () => {
+    const config = loadConfig({});
+    assert.deepEqual(config.database, { kind: 'sqlite', path: path.resolve('data/inventory.db') });
+  });
+
+  it('treats blank values as unset and ignores unrelated variables', () => {
+    const config = loadConfig({ BACKEND_PORT: '', DATABASE_URL: '  ', LOG_LEVEL: '', HOME: '/root' }, CWD);
+    assert.equal(config.port, 10000);
+    assert.equal(config.database.kind, 'sqlite');
+    assert.equal(config.logLevel, 'info');
+  });
+
+  it('reads every variable', () => {
+    const config = loadConfig(
+      {
+        BACKEND_PORT: '8080',
+        BACKEND_HOST: '0.0.0.0',
+        DATABASE_URL: 'postgres://app:pw@db:5432/inventory',
+        SEED_SAMPLE_DATA: 'true',
+        SHUTDOWN_TIMEOUT_MS: '2500',
+        LOG_LEVEL: 'DEBUG',
+      },
+      CWD,
+    );
+    assert.deepEqual(config, {
+      port: 8080,
+      host: '0.0.0.0',
+      database: { kind: 'postgres', url: 'postgres://app:pw@db:5432/inventory' },
+      seedSampleData: true,
+      shutdownTimeoutMs: 2500,
+      logLevel: 'debug',
+    });
+  });
+
+  it('accepts port 0 and 65535', () => {
+    assert.equal(loadConfig({ BACKEND_PORT: '0' }, CWD).port, 0);
+    assert.equal(loadConfig({ BACKEND_PORT: '65535' }, CWD).port, 65535);
+  });
+
+  it('accepts the database URL forms', () => {
+    const cases: [string, unknown][] = [
+      ['sqlite::memory:', { kind: 'sqlite', path: ':memory:' }],
+      ['sqlite:./other.db', { kind: 'sqlite', path: path.join(CWD, 'other.db') }],
+      ['sqlite:/var/lib/inv.db', { kind: 'sqlite', path: '/var/lib/inv.db' }],
+      ['sqlite:///var/lib/inv.db', { kind: 'sqlite', path: '/var/lib/inv.db' }],
+      ['postgres://u@h/db', { kind: 'postgres', url: 'postgres://u@h/db' }],
+      [
+        'postgresql://u@h:5433/db?sslmode=disable',
+        { kind: 'postgres', url: 'postgresql://u@h:5433/db?sslmode=disable' },
+      ],
+    ];
+    for (const [url, expected] of cases)
+      assert.deepEqual(loadConfig({ DATABASE_URL: url }, CWD).database, expected);
+  });
+
+  it('accepts true/false/1/0 for SEED_SAMPLE_DATA', () => {
+    for (const [value, expected] of [
+      ['true', true],
+      ['TRUE', true],
+      ['1', true],
+      ['false', false],
+      ['0', false],
+    ] as const) {
+      assert.equal(loadConfig({ SEED_SAMPLE_DATA: value }, CWD).seedSampleData, expected);
+    }
+  });
+
+  it('is deep-frozen', () => {
+    const config = loadConfig({}, CWD);
+    assert.ok(Object.isFrozen(config));
+    assert.ok(Object.isFrozen(config.database));
+    assert.throws(() => {
+      (config as { port: number }).port = 1;
+    }, TypeError);
+  });
+
+  it('rejects each bad value with one line naming the variable, the value and what is allowed', () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ BACKEND_PORT: 'abc' }, 'BACKEND_PORT="abc" is invalid: expected an integer port 0-65535'],
+      [{ BACKEND_PORT: '65536' }, 'BACKEND_PORT="65536" is invalid: expected an integer port 0-65535'],
+      [{ BACKEND_PORT: '-1' }, 'BACKEND_PORT="-1" is invalid: expected an integer port 0-65535'],
+      [{ BACKEND_PORT: '80.5' }, 'BACKEND_PORT="80.5" is invalid: expected an integer port 0-65535'],
+      [
+        { BACKEND_HOST: 'my host' },
+        'BACKEND_HOST="my host" is invalid: expected a host name or IP address without spaces',
+      ],
+      [
+        { SEED_SAMPLE_DATA: 'yes please' },
+        'SEED_SAMPLE_DATA="yes please" is invalid: expected true or false',
+      ],
+      [
+        { SHUTDOWN_TIMEOUT_MS: '0' },
+        'SHUTDOWN_TIMEOUT_MS="0" is invalid: expected an integer number of milliseconds 1-2147483647',
+      ],
+      [
+        { SHUTDOWN_TIMEOUT_MS: '5s' },
+        'SHUTDOWN_TIMEOUT_MS="5s" is invalid: expected an integer number of milliseconds 1-2147483647',
+      ],
+      [
+        { LOG_LEVEL: 'verbose' },
+        'LOG_LEVEL="verbose" is invalid: expected one of fatal, error, warn, info, debug, trace, silent',
+      ],
+    ];
+    for (const [env, message] of cases) {
+      const error = configError(env);
+      assert.equal(error.message, message);
+      assert.equal(error.code, 'INV_ERR_CONFIG');
+      assert.equal(error.variable, Object.keys(env)[0]);
+    }
+  });
+
+  it('rejects an unsupported DATABASE_URL without revealing its password', () => {
+    for (const url of ['mysql://root:hunter2@db/inv', 'sqlite:', 'inventory.db', 'http://db.example/inv']) {
+      const error = configError({ DATABASE_URL: url });
+      assert.match(
+        error.message,
+        /^DATABASE_URL=".*" is invalid: expected postgres:\/\/…, postgresql:\/\/…, sqlite::memory:/,
+      );
+      assert.doesNotMatch(error.message, /hunter2/);
+      assert.doesNotMatch(error.message, /\n/);
+    }
+  });
+
+  it('keeps a value with a newline on one line', () => {
+    const error = configError({ BACKEND_PORT: '1\n2' });
+    assert.equal(error.message, 'BACKEND_PORT="1\\n2" is invalid: expected an integer port 0-65535');
+  });
+});
+
+describe('redactUrl', () => {
+  it('hides the password of a connection string', () => {
+    assert.equal(redactUrl('postgres://app:s3cret@db:5432/inv'), 'postgres://app:***@db:5432/inv');
+    assert.equal(redactUrl('postgres://app@db/inv'), 'postgres://app@db/inv');
+  });
+});
