@@ -1,0 +1,164 @@
+// Puts the proxy together from its config: tracing, metrics, route table, upstream pool, the
+// client-facing server and the admin server, with an orderly start and stop.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { createAdminServer } from './admin-server.ts';
+import type { ProxyConfig } from './config.ts';
+import { createMetrics } from './metrics.ts';
+import type { ProxyMetrics } from './metrics.ts';
+import { createProxyHandler } from './proxy-handler.ts';
+import type { ProxyHandler } from './proxy-handler.ts';
+import { loadRouteTable } from './routes.ts';
+import type { RouteTable } from './routes.ts';
+import { createTracing } from './tracing.ts';
+import type { Tracing, TracingOptions } from './tracing.ts';
+import { createUpstream } from './upstream.ts';
+
+export interface ProxyApp {
+  readonly config: ProxyConfig;
+  readonly metrics: ProxyMetrics;
+  readonly tracing: Tracing;
+  readonly handler: ProxyHandler;
+  readonly server: Server;
+  readonly admin: Server;
+  /** Ports actually bound (useful with port 0 in tests). */
+  start(): Promise<{ port: number; adminPort: number }>;
+  /** Readiness off, stop accepting, finish in-flight requests up to SHUTDOWN_TIMEOUT_MS, flush spans. */
+  stop(): Promise<{ drained: boolean }>;
+}
+
+export interface ProxyAppOptions {
+  readonly logger: Logger;
+  readonly routes?: RouteTable;
+  readonly tracing?: TracingOptions;
+}
+
+const DROP_LOG_INTERVAL_MS = 60_000;
+
+export function createProxyApp(config: ProxyConfig, options: ProxyAppOptions): ProxyApp {
+  const { logger } = options;
+  const metrics = createMetrics();
+  const routes = options.routes ?? loadRouteTable(config.ROUTES_FILE);
+
+  // A slow collector must not flood the log either: drops are summed and logged once a minute.
+  let unloggedDrops = 0;
+  let lastDropLog = 0;
+  const tracing = createTracing(config, {
+    ...options.tracing,
+    onDrop(kind, count) {
+      metrics.recordDroppedSpans(kind, count);
+      options.tracing?.onDrop?.(kind, count);
+      unloggedDrops += count;
+      const now = Date.now();
+      if (now - lastDropLog >= DROP_LOG_INTERVAL_MS) {
+        logger.warn(
+          { dropped_spans: unloggedDrops, reason: kind },
+          'spans dropped: trace collector slow or down',
+        );
+        unloggedDrops = 0;
+        lastDropLog = now;
+      }
+    },
+  });
+
+  const upstream = createUpstream({
+    origin: config.BACKEND_URL,
+    connections: config.UPSTREAM_CONNECTIONS,
+    headersTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
+  });
+  let port = config.PROXY_PORT;
+  const handler = createProxyHandler({
+    routes,
+    tracing,
+    upstream,
+    metrics,
+    logger,
+    accessLog: config.ACCESS_LOG,
+    captureQuery: config.CAPTURE_QUERY,
+    hostOverride: config.PRESERVE_HOST ? undefined : new URL(config.BACKEND_URL).host,
+    listenPort: () => port,
+  });
+
+  const server = createServer((req, res) => {
+    handler.onRequest(req, res);
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    handler.onUpgrade(req, socket, head);
+  });
+  server.on('clientError', (error, socket) => {
+    // Node's own 400/431 for malformed or oversized requests; the proxy stays up.
+    if (socket.writable && !(error as { code?: string }).code?.startsWith('ECONNRESET')) {
+      const tooLarge = (error as { code?: string }).code === 'HPE_HEADER_OVERFLOW';
+      socket.end(
+        tooLarge
+          ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'
+          : 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n',
+      );
+    } else {
+      socket.destroy();
+    }
+  });
+
+  let ready = false;
+  const admin = createAdminServer({
+    metrics,
+    isReady: () => ready,
+    backendReachable: () => upstream.reachable(),
+  });
+
+  const listen = (target: Server, host: string, wanted: number) =>
+    new Promise<number>((resolve, reject) => {
+      target.once('error', reject);
+      target.listen(wanted, host, () => {
+        target.removeListener('error', reject);
+        resolve((target.address() as AddressInfo).port);
+      });
+    });
+
+  let stopping: Promise<{ drained: boolean }> | undefined;
+  async function shutdown(): Promise<{ drained: boolean }> {
+    ready = false;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    let timer: NodeJS.Timeout | undefined;
+    const drained = await Promise.race([
+      handler.drained().then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), config.SHUTDOWN_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    server.closeAllConnections();
+    await closed;
+    await tracing.shutdown().catch((error: unknown) => {
+      logger.warn({ err: error }, 'flushing spans at shutdown failed');
+    });
+    await upstream.close();
+    const adminClosed = new Promise<void>((resolve) => admin.close(() => resolve()));
+    admin.closeAllConnections();
+    await adminClosed;
+    return { drained };
+  }
+
+  return {
+    config,
+    metrics,
+    tracing,
+    handler,
+    server,
+    admin,
+    async start() {
+      const adminPort = await listen(admin, config.ADMIN_HOST, config.ADMIN_PORT);
+      port = await listen(server, config.PROXY_HOST, config.PROXY_PORT);
+      ready = true;
+      return { port, adminPort };
+    },
+    stop() {
+      stopping ??= shutdown();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,78 @@
+// Continue the caller's W3C trace or start a new one: one SERVER span per request, named and
+// attributed by OpenTelemetry's stable HTTP semantic conventions.
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { Attributes } from '@opentelemetry/api';
+import type { Exchange } from './exchange.ts';
+import { parseHost, queryOf } from './exchange.ts';
+import type { Tracing } from './tracing.ts';
+
+export interface TraceStepOptions {
+  readonly tracing: Tracing;
+  readonly captureQuery: boolean;
+  readonly listenPort: () => number;
+}
+
+/** Names of the client's trace headers that the proxy replaces with its own. */
+export const TRACE_HEADERS: ReadonlySet<string> = new Set(['traceparent', 'tracestate']);
+const NO_HEADERS: ReadonlySet<string> = new Set();
+
+export function traceHeadersToDrop(tracing: Tracing): ReadonlySet<string> {
+  // With tracing off the proxy is transparent: the caller's headers travel on untouched.
+  return tracing.enabled ? TRACE_HEADERS : NO_HEADERS;
+}
+
+export function startRequestSpan(exchange: Exchange, options: TraceStepOptions): void {
+  const { tracing } = options;
+  if (!tracing.enabled) return;
+  const { req, route } = exchange;
+  const parent = tracing.extract(req.headers);
+  const host = parseHost(req.headers.host);
+  const attributes: Attributes = {
+    'http.request.method': exchange.method,
+    'url.path': exchange.path,
+    'url.scheme': 'http',
+    'server.address': host.address,
+    'server.port': host.port ?? options.listenPort(),
+    'client.address': req.socket.remoteAddress,
+    'network.protocol.version': req.httpVersion,
+    'user_agent.original': req.headers['user-agent'],
+    'spanscope.user_agent.category': exchange.userAgent,
+    'spanscope.handler': route.handler,
+  };
+  if (exchange.method === '_OTHER') attributes['http.request.method_original'] = req.method;
+  if (route.matched) attributes['http.route'] = route.route;
+  if (options.captureQuery) {
+    const query = queryOf(req.url);
+    if (query !== undefined) attributes['url.query'] = query;
+  }
+  // Semantic conventions: `{method} {route}`, or the method alone when no route template is known.
+  const method = exchange.method === '_OTHER' ? 'HTTP' : exchange.method;
+  const name = route.matched ? `${method} ${route.route}` : method;
+  const span = tracing.tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent);
+  const spanContext = span.spanContext();
+  exchange.span = span;
+  exchange.context = trace.setSpan(parent, span);
+  tracing.inject(exchange.context, exchange.upstreamHeaders);
+  // Trace Context Level 2: hand the trace id back so a person can copy it from `curl -i`.
+  exchange.responseHeaders.push(
+    'traceresponse',
+    `00-${spanContext.traceId}-${spanContext.spanId}-${(spanContext.traceFlags & 0xff).toString(16).padStart(2, '0')}`,
+  );
+}
+
+export function endRequestSpan(exchange: Exchange): void {
+  const { span, outcome } = exchange;
+  if (span === undefined || outcome === undefined) return;
+  if (outcome.status > 0 && outcome.status !== 499)
+    span.setAttribute('http.response.status_code', outcome.status);
+  if (outcome.failure !== undefined) {
+    span.setAttribute('error.type', outcome.failure);
+    if (outcome.failure !== 'client_abort') {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error?.message ?? outcome.failure });
+    }
+  } else if (outcome.status >= 500) {
+    span.setAttribute('error.type', String(outcome.status));
+    span.setStatus({ code: SpanStatusCode.ERROR });
+  }
+  span.end();
+}

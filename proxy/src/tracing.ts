@@ -1,0 +1,263 @@
+// The proxy's OpenTelemetry tracing: provider, sampler and exporter from the standard OTEL_*
+// variables, W3C Trace Context + Baggage propagation, and an export path that can only drop
+// spans (counted), never slow or fail the request that produced them.
+import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import type { Context, TextMapGetter, TextMapSetter, Tracer } from '@opentelemetry/api';
+import { ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import type { ExportResult } from '@opentelemetry/core';
+import { OTLPTraceExporter as OTLPProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { OTLPTraceExporter as OTLPJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  ParentBasedSampler,
+  SimpleSpanProcessor,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+} from '@opentelemetry/sdk-trace';
+import type { ReadableSpan, Sampler, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ProxyConfig } from './config.ts';
+
+export type TracingConfig = Pick<
+  ProxyConfig,
+  | 'OTEL_SDK_DISABLED'
+  | 'OTEL_SERVICE_NAME'
+  | 'OTEL_RESOURCE_ATTRIBUTES'
+  | 'OTEL_TRACES_EXPORTER'
+  | 'OTEL_EXPORTER_OTLP_ENDPOINT'
+  | 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'
+  | 'OTEL_EXPORTER_OTLP_PROTOCOL'
+  | 'OTEL_EXPORTER_OTLP_TIMEOUT'
+  | 'OTEL_TRACES_SAMPLER'
+  | 'OTEL_TRACES_SAMPLER_ARG'
+  | 'OTEL_BSP_MAX_QUEUE_SIZE'
+  | 'OTEL_BSP_SCHEDULE_DELAY'
+>;
+
+export interface DroppedSpans {
+  /** Finished spans refused because the export queue was full (collector slow or down). */
+  queue_full: number;
+  /** Spans in a batch the collector did not accept. */
+  export_failed: number;
+}
+
+export interface Tracing {
+  /**
+   * False when OTEL_SDK_DISABLED=true: no spans, and the caller's trace headers pass untouched.
+   * OTEL_TRACES_EXPORTER=none still creates and propagates spans (trace ids, traceresponse) but
+   * exports nothing, as the OpenTelemetry specification defines it.
+   */
+  readonly enabled: boolean;
+  readonly tracer: Tracer;
+  extract(headers: IncomingHttpHeaders): Context;
+  /** Writes traceparent, tracestate and baggage for `context` into a header record. */
+  inject(context: Context, headers: Record<string, string>): void;
+  dropped(): Readonly<DroppedSpans>;
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export interface TracingOptions {
+  /** Replaces the configured exporter (tests read spans from an InMemorySpanExporter). */
+  exporter?: SpanExporter;
+  /** Export each span as it ends instead of in batches (tests only). */
+  synchronousExport?: boolean;
+  /** Told about drops; the caller decides how often to log. */
+  onDrop?: (kind: keyof DroppedSpans, count: number) => void;
+}
+
+const headerGetter: TextMapGetter<IncomingHttpHeaders> = {
+  keys: (carrier) => Object.keys(carrier),
+  get: (carrier, key) => carrier[key],
+};
+
+const headerSetter: TextMapSetter<Record<string, string>> = {
+  set: (carrier, key, value) => {
+    carrier[key] = value;
+  },
+};
+
+export function createTracing(config: TracingConfig, options: TracingOptions = {}): Tracing {
+  const traceContext = new W3CTraceContextPropagator();
+  const baggage = new W3CBaggagePropagator();
+  const dropped: DroppedSpans = { queue_full: 0, export_failed: 0 };
+  const enabled = !config.OTEL_SDK_DISABLED;
+
+  if (!enabled) {
+    return {
+      enabled,
+      tracer: trace.getTracer('spanscope-proxy-noop'),
+      extract: () => ROOT_CONTEXT,
+      inject: () => undefined,
+      dropped: () => dropped,
+      forceFlush: () => Promise.resolve(),
+      shutdown: () => Promise.resolve(),
+    };
+  }
+
+  const onDrop = (kind: keyof DroppedSpans, count: number) => {
+    dropped[kind] += count;
+    options.onDrop?.(kind, count);
+  };
+  const spanProcessors: SpanProcessor[] = [];
+  const configured = options.exporter ?? createExporter(config);
+  if (configured !== undefined) {
+    const exporter = new CountingExporter(configured, onDrop);
+    spanProcessors.push(
+      options.synchronousExport
+        ? new SimpleSpanProcessor({ exporter })
+        : new BoundedBatchProcessor(
+            exporter,
+            config.OTEL_BSP_MAX_QUEUE_SIZE,
+            config.OTEL_BSP_SCHEDULE_DELAY,
+            onDrop,
+          ),
+    );
+  }
+
+  const provider = new TracerProvider({
+    resource: defaultResource().merge(
+      resourceFromAttributes({
+        ...config.OTEL_RESOURCE_ATTRIBUTES,
+        'service.name': config.OTEL_SERVICE_NAME,
+      }),
+    ),
+    sampler: createSampler(config),
+    spanProcessors,
+  });
+
+  return {
+    enabled,
+    tracer: provider.getTracer('spanscope-proxy'),
+    extract(headers) {
+      return baggage.extract(
+        traceContext.extract(ROOT_CONTEXT, headers, headerGetter),
+        headers,
+        headerGetter,
+      );
+    },
+    inject(context, headers) {
+      traceContext.inject(context, headers, headerSetter);
+      baggage.inject(context, headers, headerSetter);
+    },
+    dropped: () => dropped,
+    forceFlush: () => provider.forceFlush(),
+    shutdown: () => provider.shutdown(),
+  };
+}
+
+function createSampler(config: TracingConfig): Sampler {
+  const ratio = config.OTEL_TRACES_SAMPLER_ARG ?? 1;
+  switch (config.OTEL_TRACES_SAMPLER) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return new TraceIdRatioBasedSampler(ratio);
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
+    case 'parentbased_always_on':
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  }
+}
+
+function createExporter(config: TracingConfig): SpanExporter | undefined {
+  if (config.OTEL_TRACES_EXPORTER === 'none') return undefined;
+  if (config.OTEL_TRACES_EXPORTER === 'console') return new ConsoleSpanExporter();
+  const url =
+    config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
+    `${config.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`;
+  const options = { url, timeoutMillis: config.OTEL_EXPORTER_OTLP_TIMEOUT, concurrencyLimit: 4 };
+  return config.OTEL_EXPORTER_OTLP_PROTOCOL === 'http/json'
+    ? new OTLPJsonExporter(options)
+    : new OTLPProtoExporter(options);
+}
+
+/** Counts spans in batches the collector refused; the batch processor itself would only log them. */
+class CountingExporter implements SpanExporter {
+  readonly #inner: SpanExporter;
+  readonly #onDrop: (kind: keyof DroppedSpans, count: number) => void;
+  onBatchTaken: (count: number) => void = () => undefined;
+
+  constructor(inner: SpanExporter, onDrop: (kind: keyof DroppedSpans, count: number) => void) {
+    this.#inner = inner;
+    this.#onDrop = onDrop;
+  }
+
+  export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
+    this.onBatchTaken(spans.length);
+    try {
+      this.#inner.export(spans, (result) => {
+        if (result.code !== ExportResultCode.SUCCESS) this.#onDrop('export_failed', spans.length);
+        resultCallback(result);
+      });
+    } catch (error) {
+      this.#onDrop('export_failed', spans.length);
+      resultCallback({ code: ExportResultCode.FAILED, error: error as Error });
+    }
+  }
+
+  shutdown(): Promise<void> {
+    return this.#inner.shutdown();
+  }
+
+  forceFlush(): Promise<void> {
+    return this.#inner.forceFlush?.() ?? Promise.resolve();
+  }
+}
+
+/**
+ * The SDK's BatchSpanProcessor with its queue-full drops made countable: it mirrors the queue's
+ * length (spans added minus spans handed to the exporter) and counts what the SDK will refuse.
+ */
+class BoundedBatchProcessor implements SpanProcessor {
+  readonly #inner: BatchSpanProcessor;
+  readonly #maxQueueSize: number;
+  readonly #onDrop: (kind: keyof DroppedSpans, count: number) => void;
+  #queued = 0;
+
+  constructor(
+    exporter: CountingExporter,
+    maxQueueSize: number,
+    scheduledDelayMillis: number,
+    onDrop: (kind: keyof DroppedSpans, count: number) => void,
+  ) {
+    this.#maxQueueSize = maxQueueSize;
+    this.#onDrop = onDrop;
+    exporter.onBatchTaken = (count) => {
+      this.#queued = Math.max(0, this.#queued - count);
+    };
+    this.#inner = new BatchSpanProcessor({
+      exporter,
+      maxQueueSize,
+      maxExportBatchSize: Math.min(512, maxQueueSize),
+      scheduledDelayMillis,
+    });
+  }
+
+  onStart(): void {
+    // Nothing to do at start: the batch processor only acts on ended spans.
+  }
+
+  onEnd(span: ReadableSpan): void {
+    if ((span.spanContext().traceFlags & 1) === 0) return;
+    if (this.#queued >= this.#maxQueueSize) this.#onDrop('queue_full', 1);
+    else this.#queued++;
+    this.#inner.onEnd(span);
+  }
+
+  forceFlush(): Promise<void> {
+    return this.#inner.forceFlush();
+  }
+
+  shutdown(): Promise<void> {
+    return this.#inner.shutdown();
+  }
+}

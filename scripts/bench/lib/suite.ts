@@ -1,0 +1,31 @@
+// What a benchmark suite is, for run.ts to dispatch to. A suite declares its own flags (merged with the
+// common ones by run.ts) and runs with the parsed values.
+import type { ParseArgsOptionsConfig } from 'node:util';
+
+export interface CommonOptions {
+  rounds: number;
+  durationS: number;
+  quick: boolean;
+  /** Names to run, or undefined for every contender of the suite. */
+  only: string[] | undefined;
+  pin: boolean;
+  /** Force the Node load generator even when wrk is installed. */
+  nodeLoad: boolean;
+  repoRoot: string;
+  outDir: string;
+}
+
+export type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+export interface Suite {
+  name: string;
+  description: string;
+  /** Extra flags understood by this suite. */
+  options: ParseArgsOptionsConfig;
+  /** Lines for --help describing the extra flags. */
+  help: string[];
+  /** Names accepted by --only. */
+  contenders: string[];
+  /** Runs the suite; resolves with the path of the JSON file written. */
+  run(common: CommonOptions, flags: FlagValues): Promise<string>;
+}

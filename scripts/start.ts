@@ -1,0 +1,59 @@
+// `npm start`: the inventory backend and the spanscope proxy in front of it, in one terminal.
+// Both read the root .env.profiling (a variable already set in the environment wins). Ctrl-C or
+// SIGTERM stops both cleanly; if either exits on its own, the other is stopped too.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const envFile = '--env-file-if-exists=.env.profiling';
+
+interface Service {
+  readonly name: string;
+  readonly entry: string;
+}
+
+const SERVICES: readonly Service[] = [
+  { name: 'backend', entry: 'inventory-backend/src/main.ts' },
+  { name: 'proxy  ', entry: 'proxy/src/main.ts' },
+];
+
+const children = new Map<string, ChildProcess>();
+let stopping = false;
+let exitCode = 0;
+
+function prefixLines(stream: NodeJS.ReadableStream, prefix: string, out: NodeJS.WritableStream): void {
+  createInterface({ input: stream }).on('line', (line) => out.write(`${prefix} | ${line}\n`));
+}
+
+function stopAll(signal: NodeJS.Signals): void {
+  if (stopping) return;
+  stopping = true;
+  for (const child of children.values()) child.kill(signal);
+}
+
+for (const service of SERVICES) {
+  const child = spawn(process.execPath, [envFile, service.entry], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: process.env,
+  });
+  children.set(service.name, child);
+  prefixLines(child.stdout, service.name, process.stdout);
+  prefixLines(child.stderr, service.name, process.stderr);
+  child.on('exit', (code, signal) => {
+    children.delete(service.name);
+    if (!stopping) {
+      process.stderr.write(`${service.name} | exited (${signal ?? String(code)}); stopping the rest\n`);
+      exitCode = code === 0 ? 1 : (code ?? 1);
+      stopAll('SIGTERM');
+    } else if (code !== 0 && code !== null) {
+      exitCode = code;
+    }
+    if (children.size === 0) process.exit(exitCode);
+  });
+}
+
+process.on('SIGINT', () => stopAll('SIGTERM'));
+process.on('SIGTERM', () => stopAll('SIGTERM'));
