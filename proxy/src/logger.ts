@@ -5,7 +5,12 @@ import { pino } from 'pino';
 import type { Logger, LevelWithSilent } from 'pino';
 
 export function createLogger(level: LevelWithSilent, name: string): Logger {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 16 * 1024 - 1, maxWrite: 64 * 1024 });
+  const destination = pino.destination({
+    dest: 1,
+    sync: false,
+    minLength: 16 * 1024 - 1,
+    maxWrite: 64 * 1024,
+  });
   setInterval(() => {
     destination.flush();
   }, 1000).unref();
