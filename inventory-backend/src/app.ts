@@ -2,6 +2,7 @@
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { pino } from 'pino';
+import { profiledRepository } from './db/profiled-repository.ts';
 import type { ProductRepository } from './db/repository.ts';
 import {
   BODY_LIMIT_BYTES,
@@ -11,12 +12,18 @@ import {
   notFoundHandler,
 } from './http/error-responses.ts';
 import { drainConnectionsOnClose } from './http/drain-on-close.ts';
+import { registerRequestTelemetry } from './http/request-telemetry.ts';
 import { registerMethodNotAllowed, registerProductRoutes } from './http/routes.ts';
+import { activeTraceContext } from './telemetry/request-context.ts';
+import { telemetryOff } from './telemetry/telemetry.ts';
+import type { Telemetry } from './telemetry/telemetry.ts';
 
 export interface BuildAppOptions {
   readonly repository: ProductRepository;
   /** A pino logger; defaults to a silent one. */
   readonly logger?: FastifyBaseLogger;
+  /** Tracing and profiler; default: both off. */
+  readonly telemetry?: Telemetry;
 }
 
 export function buildApp(options: BuildAppOptions): FastifyInstance {
@@ -39,10 +46,19 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
     done(null, body);
   });
 
+  const telemetry = options.telemetry ?? telemetryOff();
+  // First, so the request's span and labels cover every later hook, the handler and the database.
+  registerRequestTelemetry(app, telemetry);
   drainConnectionsOnClose(app);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
-  registerProductRoutes(app, options.repository);
+  // Every database call of every route goes through the one traced, labelled wrapper.
+  const repository = profiledRepository(options.repository, {
+    tracer: telemetry.tracing.tracer,
+    profiler: telemetry.profiler,
+    activeContext: activeTraceContext,
+  });
+  registerProductRoutes(app, repository);
   registerMethodNotAllowed(app);
   return app;
 }

@@ -1,6 +1,16 @@
 // The service's configuration: one zod schema over the environment, validated once, deep-frozen.
+// Besides its own variables it reads the standard OTEL_* variables (same meaning as the proxy's)
+// and the profiling variables of `.env.profiling`, whose schema the proxy package defines once.
+import { parseResourceAttributes } from '@spanscope/proxy/tracing';
 import path from 'node:path';
 import * as z from 'zod';
+import {
+  ConfigError as ProfilingConfigError,
+  profilerSettingsFromConfig,
+  profilingConfigShape,
+} from '@spanscope/proxy';
+import type { ProfilerSettings } from '@spanscope/proxy';
+import type { TracingConfig } from '@spanscope/proxy/tracing';
 import { ConfigError } from './errors.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -20,7 +30,35 @@ export interface Config {
   readonly seedSampleData: boolean;
   readonly shutdownTimeoutMs: number;
   readonly logLevel: LogLevel;
+  /** The OTEL_* variables, in the form `createTracing` of `@spanscope/proxy/tracing` takes. */
+  readonly tracing: TracingConfig;
+  /** The profiler's settings from the PYROSCOPE_* and ENABLE_* variables. */
+  readonly profiling: ProfilerSettings;
 }
+
+export const DEFAULT_SERVICE_NAME = 'inventory-backend';
+
+export const TRACES_SAMPLERS = [
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+] as const;
+
+/** Variables whose values are never echoed in an error line. */
+const SECRET_VARIABLES: ReadonlySet<string> = new Set([
+  'PYROSCOPE_AUTH_TOKEN',
+  'PYROSCOPE_BASIC_AUTH_PASSWORD',
+]);
+/** Variables holding URLs, echoed with their password replaced. */
+const URL_VARIABLES: ReadonlySet<string> = new Set([
+  'DATABASE_URL',
+  'PYROSCOPE_SERVER_ADDRESS',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+]);
 
 const EXPECTED = {
   BACKEND_PORT: 'expected an integer port 0-65535',
@@ -30,6 +68,16 @@ const EXPECTED = {
   SEED_SAMPLE_DATA: 'expected true or false',
   SHUTDOWN_TIMEOUT_MS: 'expected an integer number of milliseconds 1-2147483647',
   LOG_LEVEL: `expected one of ${LOG_LEVELS.join(', ')}`,
+  BOOLEAN: 'expected true or false',
+  URL: 'expected an http:// or https:// URL',
+  NON_EMPTY: 'expected a non-empty string',
+  MILLISECONDS: 'expected a whole number of milliseconds >= 1',
+  OTEL_RESOURCE_ATTRIBUTES: 'expected comma-separated key=value pairs',
+  OTEL_TRACES_EXPORTER: 'expected one of otlp, console, none',
+  OTEL_EXPORTER_OTLP_PROTOCOL: 'expected http/protobuf or http/json',
+  OTEL_TRACES_SAMPLER: `expected one of ${TRACES_SAMPLERS.join(', ')}`,
+  OTEL_TRACES_SAMPLER_ARG: 'expected a sampling ratio from 0 to 1',
+  OTEL_BSP_MAX_QUEUE_SIZE: 'expected a whole number >= 1',
 } as const;
 
 /** Empty or blank values count as unset, as in most .env and compose files. */
@@ -40,10 +88,111 @@ function integerVar(min: number, max: number, expected: string) {
   return z
     .string()
     .trim()
-    .regex(/^\d{1,10}$/, expected)
+    .regex(/^\d{1,15}$/, expected)
     .transform(Number)
     .refine((n) => n >= min && n <= max, expected);
 }
+
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+/** `true`/`false`/`1`/`0`/`yes`/`no`, any case, as the proxy reads its switches. */
+function booleanVar(fallback: boolean) {
+  return z.preprocess(
+    unsetIfBlank,
+    z
+      .string()
+      .trim()
+      .toLowerCase()
+      .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no'], { error: EXPECTED.BOOLEAN }))
+      .optional()
+      .default(fallback ? 'true' : 'false')
+      .transform((value) => value === 'true' || value === '1' || value === 'yes'),
+  );
+}
+
+function httpUrlVar() {
+  return z
+    .string()
+    .trim()
+    .pipe(z.url({ protocol: /^https?$/, error: EXPECTED.URL }));
+}
+
+function enumVar<const T extends readonly [string, ...string[]]>(
+  values: T,
+  fallback: T[number],
+  expected: string,
+) {
+  return z.preprocess(
+    unsetIfBlank,
+    z
+      .string()
+      .trim()
+      .toLowerCase()
+      .pipe(z.enum(values, { error: expected }))
+      .optional()
+      .default(fallback),
+  );
+}
+
+export { parseResourceAttributes };
+
+/** The standard OTEL_* variables, with the proxy's defaults except the service name. */
+const otelShape = {
+  OTEL_SDK_DISABLED: booleanVar(false),
+  OTEL_SERVICE_NAME: z.preprocess(
+    unsetIfBlank,
+    z.string().trim().min(1, EXPECTED.NON_EMPTY).optional().default(DEFAULT_SERVICE_NAME),
+  ),
+  OTEL_RESOURCE_ATTRIBUTES: z.preprocess(
+    unsetIfBlank,
+    z
+      .string()
+      .optional()
+      .default('')
+      .transform((raw, ctx) => {
+        const attributes = parseResourceAttributes(raw);
+        if (attributes === undefined) {
+          ctx.addIssue({ code: 'custom', message: EXPECTED.OTEL_RESOURCE_ATTRIBUTES });
+          return z.NEVER;
+        }
+        return attributes;
+      }),
+  ),
+  OTEL_TRACES_EXPORTER: enumVar(['otlp', 'console', 'none'], 'otlp', EXPECTED.OTEL_TRACES_EXPORTER),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess(
+    unsetIfBlank,
+    httpUrlVar().optional().default('http://localhost:4318'),
+  ),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.preprocess(unsetIfBlank, httpUrlVar().optional()),
+  OTEL_EXPORTER_OTLP_PROTOCOL: enumVar(
+    ['http/protobuf', 'http/json'],
+    'http/protobuf',
+    EXPECTED.OTEL_EXPORTER_OTLP_PROTOCOL,
+  ),
+  OTEL_TRACES_SAMPLER: enumVar(TRACES_SAMPLERS, 'parentbased_always_on', EXPECTED.OTEL_TRACES_SAMPLER),
+  OTEL_TRACES_SAMPLER_ARG: z.preprocess(
+    unsetIfBlank,
+    z
+      .string()
+      .trim()
+      .regex(/^(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/, EXPECTED.OTEL_TRACES_SAMPLER_ARG)
+      .transform(Number)
+      .refine((n) => n >= 0 && n <= 1, EXPECTED.OTEL_TRACES_SAMPLER_ARG)
+      .optional(),
+  ),
+  OTEL_BSP_MAX_QUEUE_SIZE: z.preprocess(
+    unsetIfBlank,
+    integerVar(1, MAX_SAFE, EXPECTED.OTEL_BSP_MAX_QUEUE_SIZE).optional().default(2048),
+  ),
+  OTEL_BSP_SCHEDULE_DELAY: z.preprocess(
+    unsetIfBlank,
+    integerVar(1, MAX_SAFE, EXPECTED.MILLISECONDS).optional().default(5000),
+  ),
+  OTEL_EXPORTER_OTLP_TIMEOUT: z.preprocess(
+    unsetIfBlank,
+    integerVar(1, MAX_SAFE, EXPECTED.MILLISECONDS).optional().default(10000),
+  ),
+};
 
 function parseDatabaseUrl(raw: string, cwd: string): DatabaseConfig | undefined {
   if (/^postgres(ql)?:\/\//i.test(raw)) {
@@ -114,6 +263,8 @@ function buildEnvSchema(cwd: string) {
         .optional()
         .default('info'),
     ),
+    ...otelShape,
+    ...profilingConfigShape,
   });
 }
 
@@ -147,13 +298,35 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     const issue = result.error.issues[0];
     const variable = String(issue?.path[0] ?? 'environment');
     const raw = env[variable] ?? '';
-    const shown = variable === 'DATABASE_URL' ? redactUrl(raw) : raw;
+    const shown = SECRET_VARIABLES.has(variable) ? '***' : URL_VARIABLES.has(variable) ? redactUrl(raw) : raw;
     throw new ConfigError(
       variable,
       `${variable}=${JSON.stringify(shown)} is invalid: ${issue?.message ?? 'unexpected value'}`,
     );
   }
   const values = result.data;
+  const tracing: TracingConfig = {
+    OTEL_SDK_DISABLED: values.OTEL_SDK_DISABLED,
+    OTEL_SERVICE_NAME: values.OTEL_SERVICE_NAME,
+    OTEL_RESOURCE_ATTRIBUTES: values.OTEL_RESOURCE_ATTRIBUTES,
+    OTEL_TRACES_EXPORTER: values.OTEL_TRACES_EXPORTER,
+    OTEL_EXPORTER_OTLP_ENDPOINT: values.OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: values.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    OTEL_EXPORTER_OTLP_PROTOCOL: values.OTEL_EXPORTER_OTLP_PROTOCOL,
+    OTEL_EXPORTER_OTLP_TIMEOUT: values.OTEL_EXPORTER_OTLP_TIMEOUT,
+    OTEL_TRACES_SAMPLER: values.OTEL_TRACES_SAMPLER,
+    OTEL_TRACES_SAMPLER_ARG: values.OTEL_TRACES_SAMPLER_ARG,
+    OTEL_BSP_MAX_QUEUE_SIZE: values.OTEL_BSP_MAX_QUEUE_SIZE,
+    OTEL_BSP_SCHEDULE_DELAY: values.OTEL_BSP_SCHEDULE_DELAY,
+  };
+  let profiling: ProfilerSettings;
+  try {
+    profiling = profilerSettingsFromConfig(values, { serviceName: values.OTEL_SERVICE_NAME });
+  } catch (error) {
+    // Combinations no single variable can check (basic auth half set, token and basic auth both).
+    if (error instanceof ProfilingConfigError) throw new ConfigError(error.variable, error.message);
+    throw error;
+  }
   return deepFreeze({
     port: values.BACKEND_PORT,
     host: values.BACKEND_HOST,
@@ -161,5 +334,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     seedSampleData: values.SEED_SAMPLE_DATA,
     shutdownTimeoutMs: values.SHUTDOWN_TIMEOUT_MS,
     logLevel: values.LOG_LEVEL,
+    tracing,
+    profiling,
   });
 }

@@ -1,5 +1,6 @@
 // Graceful shutdown: on SIGTERM/SIGINT stop accepting connections, let in-flight requests finish,
-// close the database, exit 0 — or exit 1 when that takes longer than the configured timeout.
+// close the database, stop the profiler (pushing its last profile) and flush the spans, exit 0 —
+// or exit 1 when that takes longer than the configured timeout.
 import type { Logger } from 'pino';
 
 export interface Closable {
@@ -11,6 +12,10 @@ export interface GracefulShutdownOptions {
   readonly app: Closable;
   /** The database, closed once the server is. */
   readonly repository: Closable;
+  /** Stopped once the server has drained: no request runs under its labels any more. */
+  readonly profiler?: { stop(): Promise<void> };
+  /** Shut down last: ends the export of spans after flushing the ones still queued. */
+  readonly tracing?: { shutdown(): Promise<void> };
   readonly logger: Logger;
   readonly timeoutMs: number;
   /** Ends the process; injectable for tests. */
@@ -21,10 +26,36 @@ export type Shutdown = (reason: string) => Promise<void>;
 
 export const EXIT_OK = 0;
 export const EXIT_SHUTDOWN_FAILED = 1;
+/** Telemetry gets what is left of the timeout minus this, so a slow collector never forces exit 1. */
+const TELEMETRY_MARGIN_MS = 100;
+
+/**
+ * Resolves when `work` settles or after `ms`, whichever comes first; true when the work finished.
+ * Failures are logged, never thrown: telemetry must not make a shutdown fail.
+ */
+async function boundedTelemetryStep(
+  work: () => Promise<void>,
+  ms: number,
+  logger: Logger,
+  what: string,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, ms));
+  });
+  try {
+    const finished = await Promise.race([work().then(() => true), timedOut]);
+    if (!finished) logger.warn({ timeoutMs: Math.max(0, ms) }, `${what} did not finish in time`);
+  } catch (error) {
+    logger.warn({ err: error }, `${what} failed`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** A shutdown function: the first call starts the shutdown, later calls return the same promise. */
 export function createGracefulShutdown(options: GracefulShutdownOptions): Shutdown {
-  const { app, repository, logger, timeoutMs } = options;
+  const { app, repository, profiler, tracing, logger, timeoutMs } = options;
   let running: Promise<void> | undefined;
   let exited = false;
   const exit = (code: number): void => {
@@ -39,6 +70,7 @@ export function createGracefulShutdown(options: GracefulShutdownOptions): Shutdo
       return running;
     }
     logger.info({ reason, timeoutMs }, 'shutting down: finishing in-flight requests');
+    const deadline = Date.now() + timeoutMs - TELEMETRY_MARGIN_MS;
     const forceExit = setTimeout(() => {
       logger.error({ timeoutMs }, 'shutdown timed out, forcing exit');
       exit(EXIT_SHUTDOWN_FAILED);
@@ -49,6 +81,24 @@ export function createGracefulShutdown(options: GracefulShutdownOptions): Shutdo
       try {
         await app.close();
         await repository.close();
+        // Telemetry trouble (a collector down) is logged and bounded by the time left; it does
+        // not make the shutdown fail.
+        if (profiler !== undefined) {
+          await boundedTelemetryStep(
+            () => profiler.stop(),
+            deadline - Date.now(),
+            logger,
+            'stopping the profiler',
+          );
+        }
+        if (tracing !== undefined) {
+          await boundedTelemetryStep(
+            () => tracing.shutdown(),
+            deadline - Date.now(),
+            logger,
+            'flushing spans',
+          );
+        }
         logger.info('shutdown complete');
       } catch (error) {
         logger.error({ err: error }, 'shutdown failed');

@@ -1,5 +1,7 @@
 // Entry point: configuration, database, HTTP server, signals. A start-up failure prints one line
 // on stderr and exits non-zero.
+import { startProfiler } from '@spanscope/proxy';
+import { createTracing } from '@spanscope/proxy/tracing';
 import { buildApp } from './app.ts';
 import { describeDatabase, loadConfig } from './config.ts';
 import { openRepository } from './db/open-repository.ts';
@@ -9,6 +11,8 @@ import { createGracefulShutdown, installSignalHandlers } from './lifecycle.ts';
 import { SERVICE_NAME, createLogger } from './logger.ts';
 
 export const EXIT_STARTUP_FAILED = 1;
+/** Dropped spans are summed and logged at most this often, so a slow collector cannot flood the log. */
+const DROP_LOG_INTERVAL_MS = 60_000;
 
 export function formatStartupFailure(error: unknown): string {
   const code = error instanceof InventoryError ? ` [${error.code}]` : '';
@@ -26,16 +30,41 @@ async function main(): Promise<void> {
   });
   logger.info({ database, seeded: config.seedSampleData }, 'database ready');
 
-  const app = buildApp({ repository, logger });
+  let unloggedDrops = 0;
+  let lastDropLog = 0;
+  const tracing = createTracing(config.tracing, {
+    tracerName: 'inventory-backend',
+    onDrop(kind, count) {
+      unloggedDrops += count;
+      const now = Date.now();
+      if (now - lastDropLog < DROP_LOG_INTERVAL_MS) return;
+      logger.warn(
+        { dropped_spans: unloggedDrops, reason: kind },
+        'spans dropped: trace collector slow or down',
+      );
+      unloggedDrops = 0;
+      lastDropLog = now;
+    },
+  });
+  // Without PYROSCOPE_SERVER_ADDRESS this logs one line and returns a profiler that is off.
+  const profiler = await startProfiler({ ...config.profiling, logger });
+
+  const app = buildApp({ repository, logger, telemetry: { tracing, profiler, logger } });
   try {
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
     await repository.close().catch(() => undefined);
+    await profiler.stop();
     throw error;
   }
   const address = app.server.address();
   logger.info(
-    { port: typeof address === 'object' && address !== null ? address.port : config.port, database },
+    {
+      port: typeof address === 'object' && address !== null ? address.port : config.port,
+      database,
+      tracing: tracing.enabled ? config.tracing.OTEL_TRACES_EXPORTER : 'off',
+      profiling: profiler.status().state,
+    },
     `${SERVICE_NAME} ready`,
   );
 
@@ -43,6 +72,8 @@ async function main(): Promise<void> {
     createGracefulShutdown({
       app,
       repository,
+      profiler,
+      tracing,
       logger,
       timeoutMs: config.shutdownTimeoutMs,
       exit: (code) => process.exit(code),

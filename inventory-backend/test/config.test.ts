@@ -7,6 +7,31 @@ import { ConfigError } from '../src/errors.ts';
 
 const CWD = '/srv/inventory';
 
+const DEFAULT_TRACING = {
+  OTEL_SDK_DISABLED: false,
+  OTEL_SERVICE_NAME: 'inventory-backend',
+  OTEL_RESOURCE_ATTRIBUTES: {},
+  OTEL_TRACES_EXPORTER: 'otlp',
+  OTEL_EXPORTER_OTLP_ENDPOINT: 'http://localhost:4318',
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: undefined,
+  OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+  OTEL_EXPORTER_OTLP_TIMEOUT: 10000,
+  OTEL_TRACES_SAMPLER: 'parentbased_always_on',
+  OTEL_TRACES_SAMPLER_ARG: undefined,
+  OTEL_BSP_MAX_QUEUE_SIZE: 2048,
+  OTEL_BSP_SCHEDULE_DELAY: 5000,
+};
+
+const DEFAULT_PROFILING = {
+  serverAddress: undefined,
+  applicationName: 'inventory-backend',
+  authToken: undefined,
+  basicAuth: undefined,
+  tenantId: undefined,
+  uploadRateSeconds: 10,
+  switches: { endpoint: true, database: true, userAgent: true, dynamicTags: true, traceId: false },
+};
+
 function configError(env: Record<string, string>): ConfigError {
   try {
     loadConfig(env, CWD);
@@ -26,6 +51,8 @@ describe('loadConfig', () => {
       seedSampleData: false,
       shutdownTimeoutMs: 10000,
       logLevel: 'info',
+      tracing: DEFAULT_TRACING,
+      profiling: DEFAULT_PROFILING,
     });
   });
 
@@ -60,7 +87,115 @@ describe('loadConfig', () => {
       seedSampleData: true,
       shutdownTimeoutMs: 2500,
       logLevel: 'debug',
+      tracing: DEFAULT_TRACING,
+      profiling: DEFAULT_PROFILING,
     });
+  });
+
+  it("reads the OTEL_* variables with the proxy's meaning and the backend's service name", () => {
+    const config = loadConfig(
+      {
+        OTEL_SDK_DISABLED: 'TRUE',
+        OTEL_SERVICE_NAME: 'inventory-eu',
+        OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod,team=shop%20floor',
+        OTEL_TRACES_EXPORTER: 'console',
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://traces.example/v1/traces',
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_EXPORTER_OTLP_TIMEOUT: '2000',
+        OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+        OTEL_TRACES_SAMPLER_ARG: '0.25',
+        OTEL_BSP_MAX_QUEUE_SIZE: '100',
+        OTEL_BSP_SCHEDULE_DELAY: '250',
+      },
+      CWD,
+    );
+    assert.deepEqual(config.tracing, {
+      OTEL_SDK_DISABLED: true,
+      OTEL_SERVICE_NAME: 'inventory-eu',
+      OTEL_RESOURCE_ATTRIBUTES: { 'deployment.environment.name': 'prod', team: 'shop floor' },
+      OTEL_TRACES_EXPORTER: 'console',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://traces.example/v1/traces',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_EXPORTER_OTLP_TIMEOUT: 2000,
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: 0.25,
+      OTEL_BSP_MAX_QUEUE_SIZE: 100,
+      OTEL_BSP_SCHEDULE_DELAY: 250,
+    });
+    // The profiles' application name follows the service name, so Grafana's service_name matches.
+    assert.equal(config.profiling.applicationName, 'inventory-eu');
+  });
+
+  it('reads the profiling variables of .env.profiling', () => {
+    const config = loadConfig(
+      {
+        PYROSCOPE_SERVER_ADDRESS: 'http://pyroscope:4040/',
+        PYROSCOPE_APPLICATION_NAME: 'inventory',
+        PYROSCOPE_BASIC_AUTH_USER: 'user',
+        PYROSCOPE_BASIC_AUTH_PASSWORD: 'pw',
+        PYROSCOPE_TENANT_ID: 'tenant-1',
+        PYROSCOPE_UPLOAD_RATE: '15',
+        ENABLE_ENDPOINT_PROFILING: 'false',
+        ENABLE_DATABASE_PROFILING: '0',
+        ENABLE_USER_AGENT_PROFILING: 'no',
+        ENABLE_DYNAMIC_TAGS: 'false',
+        ENABLE_TRACE_ID_LABEL: 'true',
+      },
+      CWD,
+    );
+    assert.deepEqual(config.profiling, {
+      serverAddress: 'http://pyroscope:4040',
+      applicationName: 'inventory',
+      authToken: undefined,
+      basicAuth: { user: 'user', password: 'pw' },
+      tenantId: 'tenant-1',
+      uploadRateSeconds: 15,
+      switches: { endpoint: false, database: false, userAgent: false, dynamicTags: false, traceId: true },
+    });
+  });
+
+  it('rejects bad OTEL_* and profiling values with one line, never echoing a secret', () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ OTEL_SDK_DISABLED: 'maybe' }, 'OTEL_SDK_DISABLED="maybe" is invalid: expected true or false'],
+      [
+        { OTEL_TRACES_EXPORTER: 'zipkin' },
+        'OTEL_TRACES_EXPORTER="zipkin" is invalid: expected one of otlp, console, none',
+      ],
+      [
+        { OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://user:pw@collector' },
+        'OTEL_EXPORTER_OTLP_ENDPOINT="ftp://user:***@collector/" is invalid: expected an http:// or https:// URL',
+      ],
+      [
+        { OTEL_TRACES_SAMPLER_ARG: '1.5' },
+        'OTEL_TRACES_SAMPLER_ARG="1.5" is invalid: expected a sampling ratio from 0 to 1',
+      ],
+      [
+        { OTEL_RESOURCE_ATTRIBUTES: 'novalue' },
+        'OTEL_RESOURCE_ATTRIBUTES="novalue" is invalid: expected comma-separated key=value pairs',
+      ],
+      [
+        { OTEL_BSP_SCHEDULE_DELAY: '0' },
+        'OTEL_BSP_SCHEDULE_DELAY="0" is invalid: expected a whole number of milliseconds >= 1',
+      ],
+      [
+        { PYROSCOPE_UPLOAD_RATE: '0' },
+        'PYROSCOPE_UPLOAD_RATE="0" is invalid: expected a whole number of seconds >= 1, at most 3600',
+      ],
+      [{ ENABLE_DYNAMIC_TAGS: 'on' }, 'ENABLE_DYNAMIC_TAGS="on" is invalid: expected true or false'],
+      [
+        { PYROSCOPE_BASIC_AUTH_USER: 'user' },
+        'PYROSCOPE_BASIC_AUTH_PASSWORD is unset: basic auth needs both PYROSCOPE_BASIC_AUTH_USER and PYROSCOPE_BASIC_AUTH_PASSWORD',
+      ],
+    ];
+    for (const [env, message] of cases) {
+      const error = configError(env);
+      assert.equal(error.message, message);
+      assert.equal(error.code, 'INV_ERR_CONFIG');
+    }
+    const url = configError({ PYROSCOPE_SERVER_ADDRESS: 'pyroscope:4040' });
+    assert.equal(url.variable, 'PYROSCOPE_SERVER_ADDRESS');
   });
 
   it('accepts port 0 and 65535', () => {

@@ -24,6 +24,7 @@ function gateList(repository: ProductRepository) {
   const listEntered = new Promise<void>((resolve) => (entered = resolve));
   const gated: ProductRepository = {
     kind: repository.kind,
+    description: repository.description,
     list: async (page: ProductPage): Promise<Product[]> => {
       entered();
       await released;

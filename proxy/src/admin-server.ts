@@ -8,6 +8,8 @@ export interface AdminOptions {
   /** False while starting and once shutdown begins. */
   readonly isReady: () => boolean;
   readonly backendReachable: () => Promise<boolean>;
+  /** The profile label scheme as JSON, for services written in other languages. */
+  readonly labels: () => unknown;
 }
 
 function json(status: number, body: unknown): [number, Record<string, string>, string] {
@@ -34,6 +36,8 @@ export function createAdminServer(options: AdminOptions): Server {
           }
           return json(200, { status: 'ready' });
         }
+        case '/labels':
+          return json(200, options.labels());
         case '/metrics':
           return [
             200,

@@ -16,11 +16,16 @@ import type { RouteTable } from './routes.ts';
 import { createTracing } from './tracing.ts';
 import type { Tracing, TracingOptions } from './tracing.ts';
 import { createUpstream } from './upstream.ts';
+import { labelSchemeDescription } from './labels.ts';
+import { disabledProfiler, profilerSettingsFromConfig, startProfiler } from './profiling/index.ts';
+import type { Profiler } from './profiling/index.ts';
 
 export interface ProxyApp {
   readonly config: ProxyConfig;
   readonly metrics: ProxyMetrics;
   readonly tracing: Tracing;
+  /** Off until start(); then running, or off when no Pyroscope server is configured. */
+  readonly profiler: Profiler;
   readonly handler: ProxyHandler;
   readonly server: Server;
   readonly admin: Server;
@@ -64,6 +69,10 @@ export function createProxyApp(config: ProxyConfig, options: ProxyAppOptions): P
     },
   });
 
+  const profilerSettings = profilerSettingsFromConfig(config, { serviceName: config.OTEL_SERVICE_NAME });
+  // Replaced by the running profiler in start(); until then requests are simply unlabelled.
+  let profiler: Profiler = disabledProfiler(profilerSettings, logger);
+
   const upstream = createUpstream({
     origin: config.BACKEND_URL,
     connections: config.UPSTREAM_CONNECTIONS,
@@ -80,6 +89,7 @@ export function createProxyApp(config: ProxyConfig, options: ProxyAppOptions): P
     captureQuery: config.CAPTURE_QUERY,
     hostOverride: config.PRESERVE_HOST ? undefined : new URL(config.BACKEND_URL).host,
     listenPort: () => port,
+    profiler: () => profiler,
   });
 
   const server = createServer((req, res) => {
@@ -107,6 +117,7 @@ export function createProxyApp(config: ProxyConfig, options: ProxyAppOptions): P
     metrics,
     isReady: () => ready,
     backendReachable: () => upstream.reachable(),
+    labels: () => labelSchemeDescription(profiler.switches),
   });
 
   const listen = (target: Server, host: string, wanted: number) =>
@@ -133,6 +144,10 @@ export function createProxyApp(config: ProxyConfig, options: ProxyAppOptions): P
     clearTimeout(timer);
     server.closeAllConnections();
     await closed;
+    // Label propagation stops before the profiler; its last profile is pushed.
+    await profiler.stop().catch((error: unknown) => {
+      logger.warn({ err: error }, 'stopping the profiler failed');
+    });
     await tracing.shutdown().catch((error: unknown) => {
       logger.warn({ err: error }, 'flushing spans at shutdown failed');
     });
@@ -147,10 +162,14 @@ export function createProxyApp(config: ProxyConfig, options: ProxyAppOptions): P
     config,
     metrics,
     tracing,
+    get profiler() {
+      return profiler;
+    },
     handler,
     server,
     admin,
     async start() {
+      profiler = await startProfiler({ ...profilerSettings, logger });
       const adminPort = await listen(admin, config.ADMIN_HOST, config.ADMIN_PORT);
       port = await listen(server, config.PROXY_HOST, config.PROXY_PORT);
       ready = true;

@@ -1,6 +1,7 @@
 // Every proxy setting in one zod schema, read from the environment once at start and frozen.
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import { profilingConfigShape } from './profiling/config.ts';
 
 const port = (fallback: number) =>
   z.coerce
@@ -101,12 +102,14 @@ export const configSchema = z.object({
     .default(2048),
   OTEL_BSP_SCHEDULE_DELAY: positiveMs(5000),
   OTEL_EXPORTER_OTLP_TIMEOUT: positiveMs(10000),
+  // Pyroscope and the label switches, shared with the backend.
+  ...profilingConfigShape,
 });
 
 export type ProxyConfig = Readonly<z.output<typeof configSchema>>;
 
 /** `a=b,c=d` with percent-encoded values, as the OpenTelemetry specification defines it. */
-function parseResourceAttributes(raw: string): Record<string, string> | undefined {
+export function parseResourceAttributes(raw: string): Record<string, string> | undefined {
   const attributes: Record<string, string> = {};
   for (const pair of raw.split(',')) {
     if (pair.trim() === '') continue;

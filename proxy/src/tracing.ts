@@ -66,6 +66,8 @@ export interface TracingOptions {
   exporter?: SpanExporter;
   /** Export each span as it ends instead of in batches (tests only). */
   synchronousExport?: boolean;
+  /** The instrumentation scope's name (default `spanscope-proxy`). */
+  tracerName?: string;
   /** Told about drops; the caller decides how often to log. */
   onDrop?: (kind: keyof DroppedSpans, count: number) => void;
 }
@@ -132,7 +134,7 @@ export function createTracing(config: TracingConfig, options: TracingOptions = {
 
   return {
     enabled,
-    tracer: provider.getTracer('spanscope-proxy'),
+    tracer: provider.getTracer(options.tracerName ?? 'spanscope-proxy'),
     extract(headers) {
       return baggage.extract(
         traceContext.extract(ROOT_CONTEXT, headers, headerGetter),
@@ -261,3 +263,7 @@ class BoundedBatchProcessor implements SpanProcessor {
     return this.#inner.shutdown();
   }
 }
+
+// Shared with the backend, which reads the same OTEL_* variables and names methods the same way.
+export { parseResourceAttributes } from './config.ts';
+export { normalizeMethod } from './exchange.ts';

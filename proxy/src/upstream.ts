@@ -1,10 +1,11 @@
 // Forwarding to the one backend over a keep-alive undici Pool. undici's dispatch API is the
 // cheapest correct path measured (see README, "Choosing the forwarding library"): it streams both
 // bodies with backpressure and hands over raw response headers, so nothing is re-parsed or buffered.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { connect } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Pool } from 'undici';
+import { Pool, buildConnector } from 'undici';
 import type { Dispatcher } from 'undici';
 import { SpanscopeError } from './errors.ts';
 import type { UpstreamFailureKind } from './errors.ts';
@@ -15,6 +16,10 @@ export interface UpstreamOptions {
   readonly connections: number;
   readonly headersTimeoutMs: number;
 }
+
+/** Runs the upstream's callbacks for one request inside that request's profile labels. */
+export type RunInRequest = <T>(fn: () => T) => T;
+const direct: RunInRequest = (fn) => fn();
 
 export interface ForwardOutcome {
   /** The status the client received (499 when it left first, as nginx logs it). */
@@ -34,6 +39,7 @@ export interface Upstream {
     headers: string[],
     responseHeaders: readonly string[],
     done: (outcome: ForwardOutcome) => void,
+    runInRequest?: RunInRequest,
   ): void;
   /** Tunnels an `Upgrade` request (WebSocket) once the backend answers 101. */
   upgrade(
@@ -69,7 +75,13 @@ function hasBody(req: IncomingMessage): boolean {
 }
 
 export function createUpstream(options: UpstreamOptions): Upstream {
+  // A socket's callbacks run in the async context it was opened in. Pooled connections are opened
+  // in the context captured here, at start-up, so a keep-alive connection never carries the labels
+  // of the request that happened to open it into every later request's profile samples.
+  const atStartup = AsyncLocalStorage.snapshot();
+  const connector = buildConnector({});
   const pool = new Pool(options.origin, {
+    connect: (connectOptions, callback) => atStartup(() => connector(connectOptions, callback)),
     connections: options.connections,
     pipelining: 1,
     headersTimeout: options.headersTimeoutMs,
@@ -80,7 +92,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
   const portNumber = Number(port || (options.origin.startsWith('https:') ? 443 : 80));
 
   return {
-    forward(req, res, headers, responseHeaders, done) {
+    forward(req, res, headers, responseHeaders, done, runInRequest = direct) {
       let finished = false;
       const finish = (outcome: ForwardOutcome) => {
         if (finished) return;
@@ -125,12 +137,14 @@ export function createUpstream(options: UpstreamOptions): Upstream {
         },
         onResponseStart(c, statusCode, _parsed, statusMessage) {
           status = statusCode;
-          const raw = downstreamResponseHeaders(c.rawHeaders as (Buffer | string)[]);
-          for (const value of responseHeaders) raw.push(value);
-          res.writeHead(statusCode, statusMessage ?? '', raw);
+          runInRequest(() => {
+            const raw = downstreamResponseHeaders(c.rawHeaders as (Buffer | string)[]);
+            for (const value of responseHeaders) raw.push(value);
+            res.writeHead(statusCode, statusMessage ?? '', raw);
+          });
         },
         onResponseData(c, chunk) {
-          if (!res.write(chunk)) {
+          if (!runInRequest(() => res.write(chunk))) {
             c.pause();
             res.once('drain', () => {
               c.resume();
@@ -138,12 +152,14 @@ export function createUpstream(options: UpstreamOptions): Upstream {
           }
         },
         onResponseEnd() {
-          res.end();
+          runInRequest(() => res.end());
           res.removeListener('close', onClientClose);
           finish({ status, failure: undefined, error: undefined });
         },
         onResponseError(_c, error) {
-          fail(error);
+          runInRequest(() => {
+            fail(error);
+          });
         },
       };
 

@@ -116,7 +116,7 @@ function nodeContender(name: string, description: string): ContenderDef {
 const PROXY_ENV =
   /^(OTEL_|PROXY_|ADMIN_|UPSTREAM_|BACKEND_URL$|ACCESS_LOG$|LOG_LEVEL$|CAPTURE_QUERY$|PRESERVE_HOST$|ROUTES_FILE$|SHUTDOWN_TIMEOUT_MS$)/;
 
-function spanscope(name: string, description: string, full: boolean): ContenderDef {
+function spanscope(name: string, description: string, full: boolean, profiled = false): ContenderDef {
   return {
     name,
     description,
@@ -145,6 +145,10 @@ function spanscope(name: string, description: string, full: boolean): ContenderD
           ACCESS_LOG: 'true',
           // The access log is written at level info: with LOG_LEVEL=warn it would be silently off.
           LOG_LEVEL: 'info',
+          // The sink takes Pyroscope's /ingest as well: the profiler's upload cost is counted too.
+          ...(profiled
+            ? { PYROSCOPE_SERVER_ADDRESS: `http://127.0.0.1:${ctx.sinkPort}`, PYROSCOPE_UPLOAD_RATE: '10' }
+            : {}),
           ...ctx.fullEnv,
         });
       } else {
@@ -257,6 +261,12 @@ const CONTENDERS: ContenderDef[] = [
   nodeContender('node-pipe', 'node:http server + keep-alive http.Agent, req/res piped'),
   spanscope('spanscope-bare', 'spanscope proxy, OTEL_SDK_DISABLED=true, ACCESS_LOG=false', false),
   spanscope('spanscope-full', 'spanscope proxy, OTLP/protobuf export to a local sink, ACCESS_LOG=true', true),
+  spanscope(
+    'spanscope-profiled',
+    'spanscope-full plus the wall/CPU profiler with per-request labels, pushed to the sink',
+    true,
+    true,
+  ),
   nginx,
 ];
 
@@ -829,7 +839,7 @@ async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<
     };
     const backend = await startBackend();
     let sinkPort: number | undefined;
-    if (selected.some((c) => c.name === 'spanscope-full')) {
+    if (selected.some((c) => c.name === 'spanscope-full' || c.name === 'spanscope-profiled')) {
       sinkPort = await freePort();
       const sink = spawnManaged(
         'otlp-sink',
@@ -948,7 +958,11 @@ async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<
             running.set(name, again);
             r = again;
           }
-          rec.saturation = await measureSaturation(r, s, name === 'spanscope-full' ? sinkPort : undefined);
+          rec.saturation = await measureSaturation(
+            r,
+            s,
+            name === 'spanscope-full' || name === 'spanscope-profiled' ? sinkPort : undefined,
+          );
           await sleep(SETTLE_MS);
           rec.openLoop = await measureOpenLoop(r, s);
           await sleep(SETTLE_MS);

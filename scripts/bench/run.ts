@@ -4,9 +4,10 @@ import { parseArgs } from 'node:util';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import { installCleanupHandlers, isStopping } from './lib/proc.ts';
 import type { CommonOptions, Suite } from './lib/suite.ts';
+import { profilingSuite } from './profiling-suite.ts';
 import { proxySuite } from './proxy-suite.ts';
 
-const SUITES: Suite[] = [proxySuite];
+const SUITES: Suite[] = [proxySuite, profilingSuite];
 
 const COMMON: ParseArgsOptionsConfig = {
   suite: { type: 'string' },

@@ -4,9 +4,16 @@ import pg from 'pg';
 import type { QueryResultRow } from 'pg';
 import { redactUrl } from '../config.ts';
 import { DatabaseError, DatabaseUnavailableError, InventoryError, oneLineMessage } from '../errors.ts';
+import { runOutsideRequests } from '../telemetry/request-context.ts';
 import { decimalTextToPrice, priceToDecimalText } from '../products/product.ts';
 import type { Product, ProductInput, ProductPage } from '../products/product.ts';
-import type { OpenRepositoryOptions, ProductRepository } from './repository.ts';
+import type {
+  DatabaseDescription,
+  OpenRepositoryOptions,
+  ProductRepository,
+  QueryDescription,
+  RepositoryMethod,
+} from './repository.ts';
 import { SAMPLE_PRODUCTS } from './sample-products.ts';
 
 const SCHEMA = `
@@ -21,6 +28,61 @@ CREATE TABLE IF NOT EXISTS products (
 const SCHEMA_LOCK_KEY = 727_001;
 
 const COLUMNS = 'id, name, price, quantity';
+
+/** The statement of each repository method: sent as is, and recorded as `db.query.text`. */
+const QUERIES = {
+  list: { operation: 'SELECT', text: `SELECT ${COLUMNS} FROM products ORDER BY id LIMIT $1 OFFSET $2` },
+  get: { operation: 'SELECT', text: `SELECT ${COLUMNS} FROM products WHERE id = $1` },
+  create: {
+    operation: 'INSERT',
+    text: `INSERT INTO products (name, price, quantity) VALUES ($1, $2, $3) RETURNING ${COLUMNS}`,
+  },
+  update: {
+    operation: 'UPDATE',
+    text: `UPDATE products SET name = $1, price = $2, quantity = $3 WHERE id = $4 RETURNING ${COLUMNS}`,
+  },
+  delete: { operation: 'DELETE', text: 'DELETE FROM products WHERE id = $1 RETURNING id' },
+  count: { operation: 'SELECT', text: 'SELECT COUNT(*) AS count FROM products' },
+} as const satisfies Record<RepositoryMethod, QueryDescription>;
+
+const DEFAULT_POSTGRES_PORT = 5432;
+
+/** Where the pool connects, from its connection string (never the user or password). */
+function describeConnection(
+  pool: pg.Pool,
+  names: { database?: string | undefined; schema?: string | undefined },
+): DatabaseDescription {
+  const options = pool.options as {
+    connectionString?: string;
+    host?: string;
+    port?: number;
+    database?: string;
+  };
+  let host = options.host;
+  let port = options.port;
+  let database = names.database ?? options.database;
+  if (options.connectionString !== undefined && URL.canParse(options.connectionString)) {
+    const url = new URL(options.connectionString);
+    if (url.hostname !== '') host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    if (url.port !== '') port = Number(url.port);
+    const path = decodeURIComponent(url.pathname.slice(1));
+    if (names.database === undefined && path !== '') database = path;
+  }
+  const isSocket = host?.startsWith('/') ?? false;
+  return Object.freeze({
+    system: 'postgresql',
+    // PostgreSQL semantic conventions: the connection's schema, qualified by the database name.
+    namespace:
+      database === undefined
+        ? undefined
+        : names.schema === undefined
+          ? database
+          : `${database}.${names.schema}`,
+    serverAddress: isSocket ? undefined : host,
+    serverPort: isSocket || host === undefined ? undefined : (port ?? DEFAULT_POSTGRES_PORT),
+    queries: QUERIES,
+  });
+}
 
 interface ProductRow extends QueryResultRow {
   id: number;
@@ -74,71 +136,64 @@ export interface PostgresRepositoryOptions extends OpenRepositoryOptions {
   readonly onPoolError?: (error: Error) => void;
 }
 
+/** The database and schema a session of the pool works in, read once at start-up. */
+export interface PostgresNames {
+  readonly database?: string | undefined;
+  readonly schema?: string | undefined;
+}
+
 export class PostgresProductRepository implements ProductRepository {
   readonly kind = 'postgres';
+  readonly description: DatabaseDescription;
   readonly #pool: pg.Pool;
   #closed: Promise<void> | undefined;
 
   /** Use openPostgresRepository(): it also checks the connection, creates the schema and seeds. */
-  constructor(pool: pg.Pool) {
+  constructor(pool: pg.Pool, names: PostgresNames = {}) {
     this.#pool = pool;
+    this.description = describeConnection(pool, names);
   }
 
   async list(page: ProductPage): Promise<Product[]> {
-    const rows = await this.#query<ProductRow>(
-      'list products',
-      `SELECT ${COLUMNS} FROM products ORDER BY id LIMIT $1 OFFSET $2`,
-      [page.count, page.start],
-    );
+    const rows = await this.#query<ProductRow>('list products', QUERIES.list.text, [page.count, page.start]);
     return rows.map(toProduct);
   }
 
   async get(id: number): Promise<Product | null> {
-    const rows = await this.#query<ProductRow>(
-      'get product',
-      `SELECT ${COLUMNS} FROM products WHERE id = $1`,
-      [id],
-    );
+    const rows = await this.#query<ProductRow>('get product', QUERIES.get.text, [id]);
     const row = rows[0];
     return row === undefined ? null : toProduct(row);
   }
 
   async create(input: ProductInput): Promise<Product> {
-    const rows = await this.#query<ProductRow>(
-      'create product',
-      `INSERT INTO products (name, price, quantity) VALUES ($1, $2, $3) RETURNING ${COLUMNS}`,
-      [input.name, priceToDecimalText(input.price), input.quantity],
-    );
+    const rows = await this.#query<ProductRow>('create product', QUERIES.create.text, [
+      input.name,
+      priceToDecimalText(input.price),
+      input.quantity,
+    ]);
     const row = rows[0];
     if (row === undefined) throw new DatabaseError('PostgreSQL create product returned no row');
     return toProduct(row);
   }
 
   async update(id: number, input: ProductInput): Promise<Product | null> {
-    const rows = await this.#query<ProductRow>(
-      'update product',
-      `UPDATE products SET name = $1, price = $2, quantity = $3 WHERE id = $4 RETURNING ${COLUMNS}`,
-      [input.name, priceToDecimalText(input.price), input.quantity, id],
-    );
+    const rows = await this.#query<ProductRow>('update product', QUERIES.update.text, [
+      input.name,
+      priceToDecimalText(input.price),
+      input.quantity,
+      id,
+    ]);
     const row = rows[0];
     return row === undefined ? null : toProduct(row);
   }
 
   async delete(id: number): Promise<boolean> {
-    const rows = await this.#query<{ id: number }>(
-      'delete product',
-      'DELETE FROM products WHERE id = $1 RETURNING id',
-      [id],
-    );
+    const rows = await this.#query<{ id: number }>('delete product', QUERIES.delete.text, [id]);
     return rows.length > 0;
   }
 
   async count(): Promise<number> {
-    const rows = await this.#query<{ count: string }>(
-      'count products',
-      'SELECT COUNT(*) AS count FROM products',
-      [],
-    );
+    const rows = await this.#query<{ count: string }>('count products', QUERIES.count.text, []);
     return Number(rows[0]?.count ?? 0);
   }
 
@@ -158,9 +213,12 @@ export class PostgresProductRepository implements ProductRepository {
   }
 }
 
-async function createSchema(pool: pg.Pool, seedSampleData: boolean): Promise<void> {
+async function createSchema(pool: pg.Pool, seedSampleData: boolean): Promise<PostgresNames> {
   const client = await pool.connect();
   try {
+    const { rows: names } = await client.query<{ database: string | null; schema: string | null }>(
+      'SELECT current_database() AS database, current_schema() AS schema',
+    );
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_KEY]);
     await client.query(SCHEMA);
@@ -180,6 +238,7 @@ async function createSchema(pool: pg.Pool, seedSampleData: boolean): Promise<voi
     }
     await client.query('COMMIT');
     client.release();
+    return { database: names[0]?.database ?? undefined, schema: names[0]?.schema ?? undefined };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     client.release(true);
@@ -201,12 +260,14 @@ export async function openPostgresRepository(
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
     application_name: 'inventory-backend',
+    Client: clientOutsideRequests(),
   });
   pool.on('error', (error) => {
     options.onPoolError?.(error);
   });
+  let names: PostgresNames;
   try {
-    await createSchema(pool, options.seedSampleData ?? false);
+    names = await createSchema(pool, options.seedSampleData ?? false);
   } catch (error) {
     await pool.end().catch(() => undefined);
     const message = `cannot open PostgreSQL database ${redactUrl(url)}: ${oneLineMessage(error)}`;
@@ -214,5 +275,27 @@ export async function openPostgresRepository(
       ? new DatabaseUnavailableError(message, { cause: error })
       : new DatabaseError(message, { cause: error });
   }
-  return new PostgresProductRepository(pool);
+  return new PostgresProductRepository(pool, names);
+}
+
+/**
+ * A pg Client that opens its connection outside any request, not in the context of the request
+ * that happened to make the pool grow. A socket's callbacks run in the context it was opened in,
+ * so otherwise pg's parsing of every later reply on that pooled connection would carry that first
+ * request's profile labels (its span_id included). With this, that work is unlabelled; what runs
+ * after `await` in the caller is labelled with its own request.
+ */
+function clientOutsideRequests(): typeof pg.Client {
+  type ConnectCallback = ((error: Error) => void) | ((error: null, client: pg.Client) => void);
+  return class ClientOutsideRequests extends pg.Client {
+    override connect(): Promise<pg.Client>;
+    override connect(callback: ConnectCallback): void;
+    override connect(callback?: ConnectCallback): Promise<pg.Client> | undefined {
+      return runOutsideRequests(() => {
+        if (callback === undefined) return super.connect();
+        super.connect(callback);
+        return undefined;
+      });
+    }
+  };
 }

@@ -8,7 +8,13 @@ import { SQLITE_MEMORY } from '../config.ts';
 import { DatabaseError, DatabaseUnavailableError, InventoryError, oneLineMessage } from '../errors.ts';
 import { centsToPrice, priceToCents } from '../products/product.ts';
 import type { Product, ProductInput, ProductPage } from '../products/product.ts';
-import type { OpenRepositoryOptions, ProductRepository } from './repository.ts';
+import type {
+  DatabaseDescription,
+  OpenRepositoryOptions,
+  ProductRepository,
+  QueryDescription,
+  RepositoryMethod,
+} from './repository.ts';
 import { SAMPLE_PRODUCTS } from './sample-products.ts';
 
 const SCHEMA = `
@@ -20,6 +26,22 @@ CREATE TABLE IF NOT EXISTS products (
 )`;
 
 const COLUMNS = 'id, name, price_cents, quantity';
+
+/** The statement of each repository method: prepared once, and recorded as `db.query.text`. */
+const QUERIES = {
+  list: { operation: 'SELECT', text: `SELECT ${COLUMNS} FROM products ORDER BY id LIMIT ? OFFSET ?` },
+  get: { operation: 'SELECT', text: `SELECT ${COLUMNS} FROM products WHERE id = ?` },
+  create: {
+    operation: 'INSERT',
+    text: `INSERT INTO products (name, price_cents, quantity) VALUES (?, ?, ?) RETURNING ${COLUMNS}`,
+  },
+  update: {
+    operation: 'UPDATE',
+    text: `UPDATE products SET name = ?, price_cents = ?, quantity = ? WHERE id = ? RETURNING ${COLUMNS}`,
+  },
+  delete: { operation: 'DELETE', text: 'DELETE FROM products WHERE id = ?' },
+  count: { operation: 'SELECT', text: 'SELECT COUNT(*) AS count FROM products' },
+} as const satisfies Record<RepositoryMethod, QueryDescription>;
 
 interface ProductRow {
   id: number;
@@ -50,6 +72,7 @@ function translateError(error: unknown, action: string): InventoryError {
 
 export class SqliteProductRepository implements ProductRepository {
   readonly kind = 'sqlite';
+  readonly description: DatabaseDescription;
   readonly #db: DatabaseSync;
   readonly #statements: {
     list: StatementSync;
@@ -64,17 +87,20 @@ export class SqliteProductRepository implements ProductRepository {
   constructor(db: DatabaseSync) {
     this.#db = db;
     this.#statements = {
-      list: db.prepare(`SELECT ${COLUMNS} FROM products ORDER BY id LIMIT ? OFFSET ?`),
-      get: db.prepare(`SELECT ${COLUMNS} FROM products WHERE id = ?`),
-      create: db.prepare(
-        `INSERT INTO products (name, price_cents, quantity) VALUES (?, ?, ?) RETURNING ${COLUMNS}`,
-      ),
-      update: db.prepare(
-        `UPDATE products SET name = ?, price_cents = ?, quantity = ? WHERE id = ? RETURNING ${COLUMNS}`,
-      ),
-      delete: db.prepare('DELETE FROM products WHERE id = ?'),
-      count: db.prepare('SELECT COUNT(*) AS count FROM products'),
+      list: db.prepare(QUERIES.list.text),
+      get: db.prepare(QUERIES.get.text),
+      create: db.prepare(QUERIES.create.text),
+      update: db.prepare(QUERIES.update.text),
+      delete: db.prepare(QUERIES.delete.text),
+      count: db.prepare(QUERIES.count.text),
     };
+    // The file is the database; an in-memory one has no name worth recording.
+    const file = db.location();
+    this.description = Object.freeze({
+      system: 'sqlite',
+      namespace: file === null || file === '' ? undefined : file,
+      queries: QUERIES,
+    });
   }
 
   list(page: ProductPage): Promise<Product[]> {

@@ -1,4 +1,5 @@
-// The products API routes: handlers validate, call the repository, and shape the response.
+// The products API routes: handlers validate, call the repository, and shape the response. Each
+// route names its handler (`config.handler`): the span attribute and profile label `handler`.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ProductRepository } from '../db/repository.ts';
 import { ProductNotFoundError } from '../errors.ts';
@@ -16,6 +17,9 @@ export interface HealthBody {
   error?: string;
 }
 
+/** The handler name of a known path asked with a method it does not serve (405). */
+export const METHOD_NOT_ALLOWED_HANDLER = 'method_not_allowed';
+
 /** The API's paths and the methods each serves (HEAD comes with GET). */
 export const API_ROUTES = {
   '/products': ['GET', 'HEAD'],
@@ -25,41 +29,57 @@ export const API_ROUTES = {
 } as const satisfies Record<string, readonly string[]>;
 
 export function registerProductRoutes(app: FastifyInstance, repository: ProductRepository): void {
-  app.get('/products', async (request): Promise<Product[]> => {
+  app.get('/products', { config: { handler: 'get_products' } }, async (request): Promise<Product[]> => {
     const page = parseProductPage(request.query);
     return repository.list(page);
   });
 
-  app.get<{ Params: IdParams }>('/product/:id', async (request): Promise<Product> => {
-    const id = parseProductId(request.params.id);
-    const product = await repository.get(id);
-    if (product === null) throw new ProductNotFoundError(id);
-    return product;
-  });
+  app.get<{ Params: IdParams }>(
+    '/product/:id',
+    { config: { handler: 'get_product' } },
+    async (request): Promise<Product> => {
+      const id = parseProductId(request.params.id);
+      const product = await repository.get(id);
+      if (product === null) throw new ProductNotFoundError(id);
+      return product;
+    },
+  );
 
-  app.post('/product', async (request, reply): Promise<Product> => {
-    const input = parseProductInput(request.body);
-    const product = await repository.create(input);
-    void reply.code(201);
-    return product;
-  });
+  app.post(
+    '/product',
+    { config: { handler: 'create_product' } },
+    async (request, reply): Promise<Product> => {
+      const input = parseProductInput(request.body);
+      const product = await repository.create(input);
+      void reply.code(201);
+      return product;
+    },
+  );
 
-  app.put<{ Params: IdParams }>('/product/:id', async (request): Promise<Product> => {
-    const id = parseProductId(request.params.id);
-    const input = parseProductInput(request.body);
-    const product = await repository.update(id, input);
-    if (product === null) throw new ProductNotFoundError(id);
-    return product;
-  });
+  app.put<{ Params: IdParams }>(
+    '/product/:id',
+    { config: { handler: 'update_product' } },
+    async (request): Promise<Product> => {
+      const id = parseProductId(request.params.id);
+      const input = parseProductInput(request.body);
+      const product = await repository.update(id, input);
+      if (product === null) throw new ProductNotFoundError(id);
+      return product;
+    },
+  );
 
-  app.delete<{ Params: IdParams }>('/product/:id', async (request) => {
-    const id = parseProductId(request.params.id);
-    const deleted = await repository.delete(id);
-    if (!deleted) throw new ProductNotFoundError(id);
-    return { result: 'success', message: `Product with ID ${id} deleted` };
-  });
+  app.delete<{ Params: IdParams }>(
+    '/product/:id',
+    { config: { handler: 'delete_product' } },
+    async (request) => {
+      const id = parseProductId(request.params.id);
+      const deleted = await repository.delete(id);
+      if (!deleted) throw new ProductNotFoundError(id);
+      return { result: 'success', message: `Product with ID ${id} deleted` };
+    },
+  );
 
-  app.get('/health', async (request, reply): Promise<HealthBody> => {
+  app.get('/health', { config: { handler: 'health' } }, async (request, reply): Promise<HealthBody> => {
     try {
       await repository.count();
       return { status: 'ok', database: 'connected' };
@@ -83,6 +103,7 @@ export function registerMethodNotAllowed(app: FastifyInstance): void {
       method: refused,
       url,
       exposeHeadRoute: false,
+      config: { handler: METHOD_NOT_ALLOWED_HANDLER },
       onRequest: (request: FastifyRequest, reply: FastifyReply, done) => {
         request.log.info({ allow }, 'method not allowed');
         void reply

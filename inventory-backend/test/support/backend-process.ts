@@ -17,6 +17,8 @@ export interface BackendProcess {
   readonly child: ChildProcess;
   /** Everything written on stderr so far. */
   stderr(): string;
+  /** The JSON log lines (stdout) so far. */
+  logs(): readonly LogLine[];
   /** Resolves with the first JSON log line (stdout) matching `predicate`. */
   waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** Resolves with the port once the service logs that it is ready. */
@@ -32,11 +34,15 @@ process.on('exit', () => {
   for (const child of liveChildren) child.kill('SIGKILL');
 });
 
-/** Starts the backend with exactly `env` (plus PATH), so the caller's environment cannot leak in. */
+/**
+ * Starts the backend with exactly `env` (plus PATH, and OTEL_TRACES_EXPORTER=none unless given), so
+ * the caller's environment cannot leak in.
+ */
 export function spawnBackend(env: Record<string, string>, cwd: string = PACKAGE_DIR): BackendProcess {
   const child = spawn(process.execPath, [MAIN_SCRIPT], {
     cwd,
-    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
+    // No trace export unless a test asks for it: nothing listens on the default collector port.
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', OTEL_TRACES_EXPORTER: 'none', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   liveChildren.add(child);
@@ -102,6 +108,7 @@ export function spawnBackend(env: Record<string, string>, cwd: string = PACKAGE_
   return {
     child,
     stderr: () => stderr,
+    logs: () => lines,
     waitForLog,
     ready: async () => {
       const line = await waitForLog((l) => l.msg === 'inventory-backend ready');

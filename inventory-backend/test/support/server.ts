@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
 import { openRepository } from '../../src/db/open-repository.ts';
 import type { ProductRepository } from '../../src/db/repository.ts';
+import type { Telemetry } from '../../src/telemetry/telemetry.ts';
 import { DATABASE_KINDS, createTestDatabase } from './databases.ts';
 import type { DatabaseKind, TestDatabase } from './databases.ts';
 
@@ -34,6 +35,10 @@ export interface StartOptions {
   readonly seedSampleData?: boolean;
   /** Decorates the real repository (e.g. to hold a request in flight). */
   readonly wrapRepository?: (repository: ProductRepository) => ProductRepository;
+  /** Tracing and profiler of the app (default: both off); a function is called at start. */
+  readonly telemetry?: Telemetry | (() => Telemetry);
+  /** Adds test-only hooks or routes to the app before it listens. */
+  readonly configure?: (app: FastifyInstance) => void;
 }
 
 export async function startTestServer(
@@ -42,7 +47,9 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const opened = await openRepository(database.config, { seedSampleData: options.seedSampleData ?? false });
   const repository = options.wrapRepository?.(opened) ?? opened;
-  const app = buildApp({ repository });
+  const telemetry = typeof options.telemetry === 'function' ? options.telemetry() : options.telemetry;
+  const app = buildApp({ repository, ...(telemetry === undefined ? {} : { telemetry }) });
+  options.configure?.(app);
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   let closed = false;
   return {

@@ -1,0 +1,39 @@
+// The proxy hands its request labels to the service in W3C baggage under a reserved prefix.
+// Clients must not forge those labels or inflate the service's label cardinality, so their
+// entries with the prefix are removed; every other baggage member passes byte for byte.
+import { BAGGAGE_KEYS, BAGGAGE_PREFIX } from './labels.ts';
+
+export interface BaggageLabels {
+  readonly handler: string;
+  readonly route: string;
+  readonly userAgent: string;
+}
+
+/** The client's baggage members (comma-separated, possibly over several headers) minus reserved ones. */
+export function withoutReservedMembers(headerValues: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (const value of headerValues) {
+    for (const member of value.split(',')) {
+      const trimmed = member.trim();
+      if (trimmed === '') continue;
+      const eq = trimmed.indexOf('=');
+      const key = (eq === -1 ? trimmed : trimmed.slice(0, eq)).trim();
+      if (key.toLowerCase().startsWith(BAGGAGE_PREFIX)) continue;
+      kept.push(trimmed);
+    }
+  }
+  return kept;
+}
+
+export function reservedMembers(labels: BaggageLabels): string[] {
+  return [
+    `${BAGGAGE_KEYS.handler}=${encodeURIComponent(labels.handler)}`,
+    `${BAGGAGE_KEYS.route}=${encodeURIComponent(labels.route)}`,
+    `${BAGGAGE_KEYS.userAgent}=${encodeURIComponent(labels.userAgent)}`,
+  ];
+}
+
+/** The single `baggage` header value for the upstream request. */
+export function upstreamBaggage(clientValues: readonly string[], labels: BaggageLabels): string {
+  return [...withoutReservedMembers(clientValues), ...reservedMembers(labels)].join(',');
+}
