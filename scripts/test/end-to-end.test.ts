@@ -102,16 +102,17 @@ describe('end to end: client → proxy → backend → database', () => {
       (s) => s.resource['service.name'] === 'inventory-backend' && s.kind === 'SERVER',
     );
     const dbSpan = spans.find((s) => s.kind === 'CLIENT');
-    assert.equal(proxySpan?.spanId, proxySpanId);
-    assert.equal(proxySpan?.name, 'GET /product/{id}');
-    assert.equal(backendSpan?.parentSpanId, proxySpanId, 'the backend continues the proxy span');
-    assert.equal(dbSpan?.parentSpanId, backendSpan?.spanId);
-    assert.equal(dbSpan?.attributes['db.operation.name'], 'SELECT');
-    assert.equal(dbSpan?.attributes['app.product.id'], 2);
-    assert.equal(proxySpan?.attributes['pyroscope.profile.id'], proxySpan?.spanId);
-    assert.equal(backendSpan?.attributes['pyroscope.profile.id'], backendSpan?.spanId);
+    assert.ok(proxySpan && backendSpan && dbSpan, JSON.stringify(spans.map((s) => [s.name, s.kind])));
+    assert.equal(proxySpan.spanId, proxySpanId);
+    assert.equal(proxySpan.name, 'GET /product/{id}');
+    assert.equal(backendSpan.parentSpanId, proxySpanId, 'the backend continues the proxy span');
+    assert.equal(dbSpan.parentSpanId, backendSpan.spanId);
+    assert.equal(dbSpan.attributes['db.operation.name'], 'SELECT');
+    assert.equal(dbSpan.attributes['app.product.id'], 2);
+    assert.equal(proxySpan.attributes['pyroscope.profile.id'], proxySpan.spanId);
+    assert.equal(backendSpan.attributes['pyroscope.profile.id'], backendSpan.spanId);
     assert.equal(
-      dbSpan?.attributes['pyroscope.profile.id'],
+      dbSpan.attributes['pyroscope.profile.id'],
       undefined,
       'only local root spans name a profile',
     );
