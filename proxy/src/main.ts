@@ -1,17 +1,9 @@
 // `npm start -w proxy`: load the config (the env file is loaded by node --env-file-if-exists,
 // so a variable set in the environment wins), start, and stop cleanly on SIGTERM/SIGINT.
-import { setFlagsFromString } from 'node:v8';
-
-// Keep V8's young generation at its initial size (1 MiB semi-spaces) rather than letting it grow to
-// 16 MiB ones: with those, scavenges are so rare while bodies stream that each socket-read Buffer
-// stays allocated until the next GC, and one 100 MiB transfer lifts peak RSS by 60-100 MiB though
-// nothing is buffered (the issue allows < 32 MiB; with this, 17-22 MiB; CPU per request unchanged within noise: 55.7 vs 54.7 µs, bare proxy, 3 alternating runs).
-// Set before the rest of the proxy loads: loading alone would already grow the young generation.
-setFlagsFromString('--semi-space-growth-factor=1');
-const { createProxyApp } = await import('./app.ts');
-const { loadConfig } = await import('./config.ts');
-const { SpanscopeError } = await import('./errors.ts');
-const { createLogger } = await import('./logger.ts');
+import { createProxyApp } from './app.ts';
+import { loadConfig } from './config.ts';
+import { SpanscopeError } from './errors.ts';
+import { createLogger } from './logger.ts';
 
 function fatal(message: string): never {
   process.stderr.write(`spanscope-proxy: ${message}\n`);

@@ -10,6 +10,7 @@ import type { Dispatcher } from 'undici';
 import { SpanscopeError } from './errors.ts';
 import type { UpstreamFailureKind } from './errors.ts';
 import { downstreamResponseHeaders } from './headers.ts';
+import { countStreamedBytes } from './stream-memory.ts';
 
 export interface UpstreamOptions {
   readonly origin: string;
@@ -143,7 +144,11 @@ export function createUpstream(options: UpstreamOptions): Upstream {
             res.writeHead(statusCode, statusMessage ?? '', raw);
           });
         },
+        onBodySent(chunk) {
+          countStreamedBytes(chunk.length);
+        },
         onResponseData(c, chunk) {
+          countStreamedBytes(chunk.length);
           if (!runInRequest(() => res.write(chunk))) {
             c.pause();
             res.once('drain', () => {

@@ -1,0 +1,34 @@
+// Streamed bodies pass through in socket-read Buffers (up to 64 KiB each) that die young but are
+// only freed when V8 next scavenges, and a proxy allocates too little JavaScript per chunk for
+// that to come soon: without help, one 100 MiB transfer left 55-67 MiB of dead Buffers in RSS.
+// Shrinking the young generation for the whole process fixed that but cost 25% more CPU per
+// traced request (measured: 134.5 vs 107.5 µs). Instead, a minor GC (about 50 µs) runs after
+// every 8 MiB of body streamed, which only large transfers ever reach.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+const BYTES_BETWEEN_SCAVENGES = 8 * 1024 * 1024;
+
+type Collect = (options: { type: 'minor' | 'major' }) => void;
+
+function exposeGc(): Collect | undefined {
+  try {
+    setFlagsFromString('--expose-gc');
+    // A fresh context is created with the flag in force, so it has `gc` even though this one does not.
+    const collect: unknown = runInNewContext('gc');
+    return typeof collect === 'function' ? (collect as Collect) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const collect = exposeGc();
+let streamedSinceScavenge = 0;
+
+/** Counts body bytes the proxy has moved; schedules a minor GC every few MiB. */
+export function countStreamedBytes(bytes: number): void {
+  streamedSinceScavenge += bytes;
+  if (streamedSinceScavenge < BYTES_BETWEEN_SCAVENGES || collect === undefined) return;
+  streamedSinceScavenge = 0;
+  collect({ type: 'minor' });
+}
