@@ -1,27 +1,15 @@
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEchoBackend } from './support/echo-backend.ts';
-import type { EchoBackend } from './support/echo-backend.ts';
 import { rawRequest } from './support/http-client.ts';
-import { startProxy } from './support/start-proxy.ts';
-import type { ProxyUnderTest } from './support/start-proxy.ts';
+import { echoBackendBehindProxy, startProxy } from './support/start-proxy.ts';
 
 describe('access log', () => {
-  let backend: EchoBackend;
-  let proxy: ProxyUnderTest;
-  before(async () => {
-    backend = await startEchoBackend();
-    proxy = await startProxy({ BACKEND_URL: backend.url });
-  });
-  after(async () => {
-    await proxy.close();
-    await backend.close();
-  });
+  const setup = echoBackendBehindProxy();
 
   it('writes one JSON line per request with trace, route, client category, status and duration', async () => {
-    const before = proxy.logs.length;
+    const before = setup.proxy.logs.length;
     const res = await rawRequest({
-      port: proxy.port,
+      port: setup.proxy.port,
       method: 'PUT',
       path: '/product/12?token=abc',
       headers: [
@@ -33,7 +21,7 @@ describe('access log', () => {
       body: '{"name":"top-secret-body","price":1,"quantity":1}',
     });
     assert.equal(res.status, 200);
-    const lines = proxy.logs.slice(before).filter((l) => l.msg === 'request');
+    const lines = setup.proxy.logs.slice(before).filter((l) => l.msg === 'request');
     assert.equal(lines.length, 1);
     const line = lines[0]!;
     const [, traceId, spanId] = String(res.headers.traceresponse).split('-');
@@ -55,14 +43,14 @@ describe('access log', () => {
   });
 
   it('records upstream failures and client status codes', async () => {
-    const before = proxy.logs.length;
-    await rawRequest({ port: proxy.port, path: '/__echo/status/503' });
-    const line = proxy.logs.slice(before).find((l) => l.msg === 'request');
+    const before = setup.proxy.logs.length;
+    await rawRequest({ port: setup.proxy.port, path: '/__echo/status/503' });
+    const line = setup.proxy.logs.slice(before).find((l) => l.msg === 'request');
     assert.equal(line?.status, 503);
   });
 
   it('is off with ACCESS_LOG=false', async () => {
-    const quiet = await startProxy({ BACKEND_URL: backend.url, ACCESS_LOG: 'false' });
+    const quiet = await startProxy({ BACKEND_URL: setup.backend.url, ACCESS_LOG: 'false' });
     try {
       await rawRequest({ port: quiet.port, path: '/products' });
       assert.equal(quiet.logs.filter((l) => l.msg === 'request').length, 0);

@@ -1,11 +1,9 @@
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { startEchoBackend } from './support/echo-backend.ts';
-import type { EchoBackend } from './support/echo-backend.ts';
-import { startProxy } from './support/start-proxy.ts';
-import type { ProxyUnderTest } from './support/start-proxy.ts';
+import { echoBackendBehindProxy, startProxy } from './support/start-proxy.ts';
 
 async function closedPort(): Promise<number> {
   const server = createServer();
@@ -21,52 +19,47 @@ async function get(url: string): Promise<{ status: number; body: string; type: s
 }
 
 describe('admin port', () => {
-  let backend: EchoBackend;
-  let proxy: ProxyUnderTest;
-  before(async () => {
-    backend = await startEchoBackend();
-    proxy = await startProxy({ BACKEND_URL: backend.url });
-  });
-  after(async () => {
-    await proxy.close();
-    await backend.close();
-  });
+  const setup = echoBackendBehindProxy();
 
   it('is a separate listener: client traffic never reaches it, and it never proxies', async () => {
-    assert.notEqual(new URL(proxy.adminUrl).port, String(proxy.port));
-    const res = await get(`${proxy.adminUrl}/products`);
+    assert.notEqual(new URL(setup.proxy.adminUrl).port, String(setup.proxy.port));
+    const res = await get(`${setup.proxy.adminUrl}/products`);
     assert.equal(res.status, 404);
     assert.deepEqual(JSON.parse(res.body), { error: 'not found' });
-    assert.equal(backend.received.length, 0);
+    assert.equal(setup.backend.received.length, 0);
   });
 
   it('/healthz answers for the process alone', async () => {
-    const res = await get(`${proxy.adminUrl}/healthz`);
+    const res = await get(`${setup.proxy.adminUrl}/healthz`);
     assert.equal(res.status, 200);
     assert.deepEqual(JSON.parse(res.body), { status: 'ok' });
   });
 
   it('/readyz is ready while the backend is reachable', async () => {
-    const res = await get(`${proxy.adminUrl}/readyz`);
+    const res = await get(`${setup.proxy.adminUrl}/readyz`);
     assert.equal(res.status, 200);
     assert.deepEqual(JSON.parse(res.body), { status: 'ready' });
   });
 
   it('refuses other methods with 405 and Allow', async () => {
-    const res = await fetch(`${proxy.adminUrl}/healthz`, { method: 'POST' });
+    const res = await fetch(`${setup.proxy.adminUrl}/healthz`, { method: 'POST' });
     assert.equal(res.status, 405);
     assert.equal(res.headers.get('allow'), 'GET, HEAD');
   });
 
   it('/metrics counts requests and latency by handler, method, status class and user-agent category', async () => {
-    await (await fetch(`${proxy.url}/product/1`, { headers: { 'user-agent': 'curl/8.5.0' } })).arrayBuffer();
-    await (await fetch(`${proxy.url}/product/2`, { headers: { 'user-agent': 'curl/8.5.0' } })).arrayBuffer();
     await (
-      await fetch(`${proxy.url}/__echo/status/500`, {
+      await fetch(`${setup.proxy.url}/product/1`, { headers: { 'user-agent': 'curl/8.5.0' } })
+    ).arrayBuffer();
+    await (
+      await fetch(`${setup.proxy.url}/product/2`, { headers: { 'user-agent': 'curl/8.5.0' } })
+    ).arrayBuffer();
+    await (
+      await fetch(`${setup.proxy.url}/__echo/status/500`, {
         headers: { 'user-agent': 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)' },
       })
     ).arrayBuffer();
-    const res = await get(`${proxy.adminUrl}/metrics`);
+    const res = await get(`${setup.proxy.adminUrl}/metrics`);
     assert.equal(res.status, 200);
     assert.match(res.type ?? '', /^text\/plain; version=0\.0\.4/);
     const text = res.body;

@@ -8,11 +8,10 @@ import type { Server } from 'node:http';
 import { connect } from 'node:net';
 import { SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
-import { startEchoBackend } from './support/echo-backend.ts';
-import type { EchoBackend, EchoReport } from './support/echo-backend.ts';
+import type { EchoReport } from './support/echo-backend.ts';
 import { IncompleteResponseError, rawRequest } from './support/http-client.ts';
 import { freePort } from './support/proxy-process.ts';
-import { startProxy } from './support/start-proxy.ts';
+import { echoBackendBehindProxy, startProxy } from './support/start-proxy.ts';
 import type { ProxyUnderTest } from './support/start-proxy.ts';
 
 async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 3000): Promise<T> {
@@ -144,20 +143,11 @@ describe('backend refusing connections', () => {
 });
 
 describe('a backend too slow to answer', () => {
-  let backend: EchoBackend;
-  let proxy: ProxyUnderTest;
-  before(async () => {
-    backend = await startEchoBackend();
-    proxy = await startProxy({ BACKEND_URL: backend.url, UPSTREAM_TIMEOUT_MS: '300' });
-  });
-  after(async () => {
-    await proxy.close();
-    await backend.close();
-  });
+  const setup = echoBackendBehindProxy({ UPSTREAM_TIMEOUT_MS: '300' });
 
   it('answers 504 {"error":"upstream timeout"} after UPSTREAM_TIMEOUT_MS, not when the backend does', async () => {
     const started = performance.now();
-    const res = await rawRequest({ port: proxy.port, path: '/__echo/delay?ms=3000' });
+    const res = await rawRequest({ port: setup.proxy.port, path: '/__echo/delay?ms=3000' });
     const elapsed = performance.now() - started;
     assert.equal(res.status, 504);
     assert.equal(res.body.toString('utf8'), '{"error":"upstream timeout"}');
@@ -167,7 +157,7 @@ describe('a backend too slow to answer', () => {
     // before the backend's 3 s it must be.
     assert.ok(elapsed < 2000, `answered after ${elapsed.toFixed(0)} ms`);
 
-    const span = await spanFor(proxy, '/__echo/delay');
+    const span = await spanFor(setup.proxy, '/__echo/delay');
     assert.equal(span.status.code, SpanStatusCode.ERROR);
     assert.equal(span.attributes['error.type'], 'upstream_timeout');
     assert.equal(span.attributes['http.response.status_code'], 504);
@@ -175,80 +165,66 @@ describe('a backend too slow to answer', () => {
       res.headers.traceresponse,
       `00-${span.spanContext().traceId}-${span.spanContext().spanId}-01`,
     );
-    assert.equal(await metric(proxy, upstreamErrors('upstream_timeout')), '1');
+    assert.equal(await metric(setup.proxy, upstreamErrors('upstream_timeout')), '1');
     // The proxy gave up on the upstream request too; the backend saw it go.
-    await backend.waitForAborted(1, 2000);
+    await setup.backend.waitForAborted(1, 2000);
   });
 
   it('still answers a fast request on the same proxy', async () => {
-    const res = await rawRequest({ port: proxy.port, path: '/__echo/delay?ms=10' });
+    const res = await rawRequest({ port: setup.proxy.port, path: '/__echo/delay?ms=10' });
     assert.equal(res.status, 200);
     assert.equal((JSON.parse(res.body.toString('utf8')) as EchoReport).url, '/__echo/delay?ms=10');
   });
 });
 
 describe('the client going away', () => {
-  let backend: EchoBackend;
-  let proxy: ProxyUnderTest;
-  before(async () => {
-    backend = await startEchoBackend();
-    proxy = await startProxy({ BACKEND_URL: backend.url });
-  });
-  after(async () => {
-    await proxy.close();
-    await backend.close();
-  });
+  const setup = echoBackendBehindProxy();
 
   it('aborts the upstream request, counts client_abort and leaves nothing in flight', async () => {
     const controller = new AbortController();
     const pending = rawRequest({
-      port: proxy.port,
+      port: setup.proxy.port,
       path: '/__echo/delay?ms=2000',
       signal: controller.signal,
     });
     const started = performance.now();
-    await waitFor('the request to reach the backend', () => (backend.received.length > 0 ? true : undefined));
-    assert.equal(proxy.app.handler.inFlight(), 1);
+    await waitFor('the request to reach the backend', () =>
+      setup.backend.received.length > 0 ? true : undefined,
+    );
+    assert.equal(setup.proxy.app.handler.inFlight(), 1);
     await new Promise((resolve) => setTimeout(resolve, 100));
     controller.abort();
     await assert.rejects(pending, { name: 'AbortError' });
 
-    await backend.waitForAborted(1, 1500);
+    await setup.backend.waitForAborted(1, 1500);
     assert.ok(performance.now() - started < 1500, 'the backend saw the abort before its own 2 s were up');
-    await waitFor('no request in flight', () => (proxy.app.handler.inFlight() === 0 ? true : undefined));
+    await waitFor('no request in flight', () =>
+      setup.proxy.app.handler.inFlight() === 0 ? true : undefined,
+    );
 
     const line = await waitFor('the access-log line', () =>
-      proxy.logs.find((entry) => entry.msg === 'request' && entry.path === '/__echo/delay'),
+      setup.proxy.logs.find((entry) => entry.msg === 'request' && entry.path === '/__echo/delay'),
     );
     assert.equal(line.upstream_error, 'client_abort');
     assert.equal(line.status, 499);
-    const span = await spanFor(proxy, '/__echo/delay');
+    const span = await spanFor(setup.proxy, '/__echo/delay');
     assert.equal(span.attributes['error.type'], 'client_abort');
-    assert.equal(await metric(proxy, upstreamErrors('client_abort')), '1');
+    assert.equal(await metric(setup.proxy, upstreamErrors('client_abort')), '1');
   });
 });
 
 describe('the backend resetting mid-response', () => {
-  let backend: EchoBackend;
-  let proxy: ProxyUnderTest;
-  before(async () => {
-    backend = await startEchoBackend();
-    proxy = await startProxy({ BACKEND_URL: backend.url });
-  });
-  after(async () => {
-    await proxy.close();
-    await backend.close();
-  });
+  const setup = echoBackendBehindProxy();
 
   for (const [how, query] of [
     ['closes', ''],
     ['sends a TCP RST', '?rst=1'],
   ] as const) {
     it(`breaks the client connection when the backend ${how} mid-body, never a complete-looking response`, async () => {
-      proxy.exporter.reset();
+      setup.proxy.exporter.reset();
       const started = performance.now();
       const error = await rawRequest({
-        port: proxy.port,
+        port: setup.proxy.port,
         path: `/__echo/reset-mid-body${query}`,
         timeoutMs: 3000,
       }).then(
@@ -264,53 +240,46 @@ describe('the backend resetting mid-response', () => {
       // Broken at once, not left hanging until the client gives up.
       assert.ok(performance.now() - started < 1500, 'the connection broke promptly');
 
-      const span = await spanFor(proxy, '/__echo/reset-mid-body');
+      const span = await spanFor(setup.proxy, '/__echo/reset-mid-body');
       assert.equal(span.status.code, SpanStatusCode.ERROR);
       assert.equal(span.attributes['error.type'], 'upstream_reset');
-      await waitFor('no request in flight', () => (proxy.app.handler.inFlight() === 0 ? true : undefined));
+      await waitFor('no request in flight', () =>
+        setup.proxy.app.handler.inFlight() === 0 ? true : undefined,
+      );
     });
   }
 
   it('counted both resets and keeps serving', async () => {
-    assert.equal(await metric(proxy, upstreamErrors('upstream_reset')), '2');
-    const res = await rawRequest({ port: proxy.port, path: '/products' });
+    assert.equal(await metric(setup.proxy, upstreamErrors('upstream_reset')), '2');
+    const res = await rawRequest({ port: setup.proxy.port, path: '/products' });
     assert.equal(res.status, 200);
   });
 });
 
 describe('malformed and oversized requests', () => {
-  let backend: EchoBackend;
-  let proxy: ProxyUnderTest;
-  before(async () => {
-    backend = await startEchoBackend();
-    proxy = await startProxy({ BACKEND_URL: backend.url });
-  });
-  after(async () => {
-    await proxy.close();
-    await backend.close();
-  });
+  const setup = echoBackendBehindProxy();
 
   const stillUp = async (): Promise<void> => {
-    const res = await rawRequest({ port: proxy.port, path: '/products' });
+    const res = await rawRequest({ port: setup.proxy.port, path: '/products' });
     assert.equal(res.status, 200);
     assert.equal((JSON.parse(res.body.toString('utf8')) as EchoReport).url, '/products');
   };
 
   it('answers a header line without a colon with 400 and stays up', async () => {
-    const answer = await rawExchange(proxy.port, 'GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n');
+    const answer = await rawExchange(setup.proxy.port, 'GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n');
     assert.match(answer, /^HTTP\/1\.1 400 /);
     await stillUp();
   });
 
   it('answers a request line that is not HTTP with 400 and stays up', async () => {
-    const answer = await rawExchange(proxy.port, 'this is not http at all\r\n\r\n');
+    const answer = await rawExchange(setup.proxy.port, 'this is not http at all\r\n\r\n');
     assert.match(answer, /^HTTP\/1\.1 400 /);
     await stillUp();
   });
 
   it('answers 100 KB of request headers with 431 and stays up', async () => {
     const answer = await rawExchange(
-      proxy.port,
+      setup.proxy.port,
       `GET /products HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(100 * 1024)}\r\n\r\n`,
     );
     assert.match(answer, /^HTTP\/1\.1 431 /);
@@ -319,7 +288,7 @@ describe('malformed and oversized requests', () => {
 
   it('forwarded none of them to the backend', () => {
     assert.deepEqual(
-      backend.received.map((request) => request.url),
+      setup.backend.received.map((request) => request.url),
       ['/products', '/products', '/products'],
     );
   });

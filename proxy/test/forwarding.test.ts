@@ -1,10 +1,8 @@
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEchoBackend } from './support/echo-backend.ts';
-import type { EchoBackend, EchoReport } from './support/echo-backend.ts';
+import type { EchoReport } from './support/echo-backend.ts';
 import { rawRequest, websocketEcho } from './support/http-client.ts';
-import { startProxy } from './support/start-proxy.ts';
-import type { ProxyUnderTest } from './support/start-proxy.ts';
+import { echoBackendBehindProxy } from './support/start-proxy.ts';
 
 function values(headers: [string, string][], name: string): string[] {
   return headers.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v);
@@ -15,25 +13,16 @@ function report(body: Buffer): EchoReport {
 }
 
 describe('forwarding: requests reach the backend as the client sent them', () => {
-  let backend: EchoBackend;
-  let proxy: ProxyUnderTest;
-  before(async () => {
-    backend = await startEchoBackend();
-    proxy = await startProxy({ BACKEND_URL: backend.url });
-  });
-  after(async () => {
-    await proxy.close();
-    await backend.close();
-  });
+  const setup = echoBackendBehindProxy();
 
   for (const method of ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD']) {
     it(`passes ${method} with its path and query byte for byte`, async () => {
       const target = '/a%20b/%7Euser/x;y=1?q=%2F%3F&q=2&empty=&utf=%C3%A9#';
-      const res = await rawRequest({ port: proxy.port, method, path: target });
+      const res = await rawRequest({ port: setup.proxy.port, method, path: target });
       assert.equal(res.status, 200);
       if (method === 'HEAD') {
         assert.equal(res.body.length, 0);
-        assert.equal(backend.received.at(-1)?.url, target);
+        assert.equal(setup.backend.received.at(-1)?.url, target);
         return;
       }
       const echoed = report(res.body);
@@ -44,7 +33,7 @@ describe('forwarding: requests reach the backend as the client sent them', () =>
 
   it('keeps header order, spelling and repeated headers', async () => {
     const res = await rawRequest({
-      port: proxy.port,
+      port: setup.proxy.port,
       path: '/',
       headers: [
         ['Host', 'api.example'],
@@ -68,7 +57,7 @@ describe('forwarding: requests reach the backend as the client sent them', () =>
 
   it('drops hop-by-hop request headers, including those named by Connection', async () => {
     const res = await rawRequest({
-      port: proxy.port,
+      port: setup.proxy.port,
       path: '/',
       headers: [
         ['Connection', 'keep-alive, X-Hop, x-other-hop'],
@@ -100,7 +89,7 @@ describe('forwarding: requests reach the backend as the client sent them', () =>
 
   it('drops hop-by-hop response headers and passes the rest', async () => {
     const res = await rawRequest({
-      port: proxy.port,
+      port: setup.proxy.port,
       path: '/__echo/headers?set=Connection:X-Secret-Hop&set=X-Secret-Hop:1&set=Keep-Alive:timeout%3D99&set=Proxy-Authenticate:Basic&set=X-Kept:yes&set=Set-Cookie:a%3D1&set=Set-Cookie:b%3D2',
     });
     assert.equal(res.status, 200);
@@ -118,7 +107,8 @@ describe('forwarding: requests reach the backend as the client sent them', () =>
 
   it('appends X-Forwarded-For, -Proto and -Host to what the client sent', async () => {
     const fresh = report(
-      (await rawRequest({ port: proxy.port, path: '/', headers: [['Host', 'shop.example:8080']] })).body,
+      (await rawRequest({ port: setup.proxy.port, path: '/', headers: [['Host', 'shop.example:8080']] }))
+        .body,
     );
     assert.deepEqual(values(fresh.headers, 'x-forwarded-for'), ['127.0.0.1']);
     assert.deepEqual(values(fresh.headers, 'x-forwarded-proto'), ['http']);
@@ -128,7 +118,7 @@ describe('forwarding: requests reach the backend as the client sent them', () =>
     const chained = report(
       (
         await rawRequest({
-          port: proxy.port,
+          port: setup.proxy.port,
           path: '/',
           headers: [
             ['Host', 'inner.example'],
@@ -146,16 +136,19 @@ describe('forwarding: requests reach the backend as the client sent them', () =>
 
   it('passes status codes and bodies of every class', async () => {
     for (const status of [200, 201, 204, 301, 304, 400, 404, 409, 418, 500, 503]) {
-      const res = await rawRequest({ port: proxy.port, path: `/__echo/status/${status}` });
+      const res = await rawRequest({ port: setup.proxy.port, path: `/__echo/status/${status}` });
       assert.equal(res.status, status);
     }
   });
 
   it('streams a chunked response and a content-length response with their framing', async () => {
-    const chunked = await rawRequest({ port: proxy.port, path: '/__echo/download?bytes=100000' });
+    const chunked = await rawRequest({ port: setup.proxy.port, path: '/__echo/download?bytes=100000' });
     assert.equal(chunked.body.length, 100000);
     assert.equal(chunked.headers['transfer-encoding'], 'chunked');
-    const sized = await rawRequest({ port: proxy.port, path: '/__echo/download?bytes=100000&length=1' });
+    const sized = await rawRequest({
+      port: setup.proxy.port,
+      path: '/__echo/download?bytes=100000&length=1',
+    });
     assert.equal(sized.body.length, 100000);
     assert.equal(sized.headers['content-length'], '100000');
   });
@@ -163,7 +156,7 @@ describe('forwarding: requests reach the backend as the client sent them', () =>
   it('answers Expect: 100-continue and delivers the body', async () => {
     const body = Buffer.from('{"name":"Test","price":10,"quantity":5}');
     const res = await rawRequest({
-      port: proxy.port,
+      port: setup.proxy.port,
       method: 'POST',
       path: '/__echo/continue',
       body,
@@ -177,16 +170,19 @@ describe('forwarding: requests reach the backend as the client sent them', () =>
   });
 
   it('tunnels a WebSocket upgrade both ways', async () => {
-    const reply = await websocketEcho(`${proxy.url.replace('http', 'ws')}/ws`, 'hello through the sidecar');
+    const reply = await websocketEcho(
+      `${setup.proxy.url.replace('http', 'ws')}/ws`,
+      'hello through the sidecar',
+    );
     assert.equal(reply, 'hello through the sidecar');
-    const upgrade = backend.received.filter((r) => r.upgrade).at(-1);
+    const upgrade = setup.backend.received.filter((r) => r.upgrade).at(-1);
     assert.equal(upgrade?.url, '/ws');
     assert.match(String(upgrade.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
   });
 
   it('relays a refused upgrade as the backend answered it', async () => {
     const res = await rawRequest({
-      port: proxy.port,
+      port: setup.proxy.port,
       path: '/__echo/status/403',
       headers: [
         ['Connection', 'Upgrade'],
@@ -200,22 +196,13 @@ describe('forwarding: requests reach the backend as the client sent them', () =>
 });
 
 describe('forwarding: PRESERVE_HOST=false', () => {
-  let backend: EchoBackend;
-  let proxy: ProxyUnderTest;
-  before(async () => {
-    backend = await startEchoBackend();
-    proxy = await startProxy({ BACKEND_URL: backend.url, PRESERVE_HOST: 'false' });
-  });
-  after(async () => {
-    await proxy.close();
-    await backend.close();
-  });
+  const setup = echoBackendBehindProxy({ PRESERVE_HOST: 'false' });
 
   it("sends the backend its own host and keeps the client's in X-Forwarded-Host", async () => {
     const echoed = report(
-      (await rawRequest({ port: proxy.port, path: '/', headers: [['Host', 'shop.example']] })).body,
+      (await rawRequest({ port: setup.proxy.port, path: '/', headers: [['Host', 'shop.example']] })).body,
     );
-    assert.deepEqual(values(echoed.headers, 'host'), [`127.0.0.1:${backend.port}`]);
+    assert.deepEqual(values(echoed.headers, 'host'), [`127.0.0.1:${setup.backend.port}`]);
     assert.deepEqual(values(echoed.headers, 'x-forwarded-host'), ['shop.example']);
   });
 });

@@ -5,10 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RoutesFileError } from '../src/errors.ts';
 import { INVENTORY_ROUTES, createRouteTable, loadRouteTable } from '../src/routes.ts';
-import { startEchoBackend } from './support/echo-backend.ts';
-import type { EchoBackend } from './support/echo-backend.ts';
-import { startProxy } from './support/start-proxy.ts';
-import type { ProxyUnderTest } from './support/start-proxy.ts';
+import { echoBackendBehindProxy } from './support/start-proxy.ts';
 
 describe('route table: the inventory API by default', () => {
   const table = createRouteTable(INVENTORY_ROUTES);
@@ -117,25 +114,16 @@ describe('ROUTES_FILE', () => {
 });
 
 describe('route names on real traffic', () => {
-  let backend: EchoBackend;
-  let proxy: ProxyUnderTest;
-  before(async () => {
-    backend = await startEchoBackend();
-    proxy = await startProxy({ BACKEND_URL: backend.url });
-  });
-  after(async () => {
-    await proxy.close();
-    await backend.close();
-  });
+  const setup = echoBackendBehindProxy();
 
   it('names spans, metrics and log lines by template, never by raw path', async () => {
     for (const path of ['/product/1', '/product/2', '/nope/123']) {
-      const res = await fetch(`${proxy.url}${path}`);
+      const res = await fetch(`${setup.proxy.url}${path}`);
       await res.arrayBuffer();
     }
-    const names = proxy.exporter.getFinishedSpans().map((s) => s.name);
+    const names = setup.proxy.exporter.getFinishedSpans().map((s) => s.name);
     assert.deepEqual(names, ['GET /product/{id}', 'GET /product/{id}', 'GET']);
-    const metrics = await (await fetch(`${proxy.adminUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${setup.proxy.adminUrl}/metrics`)).text();
     assert.match(
       metrics,
       /spanscope_requests_total\{handler="get_product",method="GET",status_class="2xx",user_agent="node-client"\} 2/,

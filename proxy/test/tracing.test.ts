@@ -6,7 +6,7 @@ import type { EchoBackend, EchoReport } from './support/echo-backend.ts';
 import { rawRequest } from './support/http-client.ts';
 import type { HeaderPair } from './support/http-client.ts';
 import { startOtlpReceiver } from './support/otlp-receiver.ts';
-import { startProxy } from './support/start-proxy.ts';
+import { echoBackendBehindProxy, startProxy } from './support/start-proxy.ts';
 import type { ProxyUnderTest } from './support/start-proxy.ts';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -27,22 +27,13 @@ async function send(proxy: ProxyUnderTest, headers: HeaderPair[], path = '/produ
 }
 
 describe('W3C trace context', () => {
-  let backend: EchoBackend;
-  let proxy: ProxyUnderTest;
-  before(async () => {
-    backend = await startEchoBackend();
-    proxy = await startProxy({ BACKEND_URL: backend.url });
-  });
-  after(async () => {
-    await proxy.close();
-    await backend.close();
-  });
+  const setup = echoBackendBehindProxy();
   afterEach(() => {
-    proxy.exporter.reset();
+    setup.proxy.exporter.reset();
   });
 
   it('continues a valid traceparent: the span is its child and tracestate is kept', async () => {
-    const { report, span } = await send(proxy, [
+    const { report, span } = await send(setup.proxy, [
       ['traceparent', VALID],
       ['tracestate', 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7'],
     ]);
@@ -60,14 +51,14 @@ describe('W3C trace context', () => {
 
   it('keeps an unsampled caller unsampled and exports nothing for it', async () => {
     const res = await rawRequest({
-      port: proxy.port,
+      port: setup.proxy.port,
       path: '/products',
       headers: [['traceparent', `00-${TRACE_ID}-${PARENT_ID}-00`]],
     });
     const report = JSON.parse(res.body.toString('utf8')) as EchoReport;
     const [forwarded] = header(report, 'traceparent');
     assert.match(forwarded ?? '', new RegExp(`^00-${TRACE_ID}-[0-9a-f]{16}-00$`));
-    assert.equal(proxy.exporter.getFinishedSpans().length, 0);
+    assert.equal(setup.proxy.exporter.getFinishedSpans().length, 0);
   });
 
   const invalid: [string, string][] = [
@@ -85,7 +76,7 @@ describe('W3C trace context', () => {
   ];
   for (const [what, value] of invalid) {
     it(`starts a new trace for ${what}, and does not forward the invalid header`, async () => {
-      const { report, span, res } = await send(proxy, [
+      const { report, span, res } = await send(setup.proxy, [
         ['traceparent', value],
         ['tracestate', 'rojo=00f067aa0ba902b7'],
       ]);
@@ -99,12 +90,12 @@ describe('W3C trace context', () => {
   }
 
   it('accepts a future version with extra fields, as the specification requires', async () => {
-    const { span } = await send(proxy, [['traceparent', `01-${TRACE_ID}-${PARENT_ID}-01-future`]]);
+    const { span } = await send(setup.proxy, [['traceparent', `01-${TRACE_ID}-${PARENT_ID}-01-future`]]);
     assert.equal(span.spanContext().traceId, TRACE_ID);
   });
 
   it('starts a new trace when there is no traceparent, and returns it in traceresponse', async () => {
-    const { res, report, span } = await send(proxy, []);
+    const { res, report, span } = await send(setup.proxy, []);
     const ctx = span.spanContext();
     assert.match(ctx.traceId, /^[0-9a-f]{32}$/);
     assert.equal(res.headers.traceresponse, `00-${ctx.traceId}-${ctx.spanId}-01`);
@@ -113,7 +104,7 @@ describe('W3C trace context', () => {
 
   it('names the SERVER span "{METHOD} {route}" with the stable HTTP semantic conventions', async () => {
     const { span } = await send(
-      proxy,
+      setup.proxy,
       [
         ['user-agent', 'curl/8.5.0'],
         ['host', 'shop.example:8443'],
@@ -144,19 +135,19 @@ describe('W3C trace context', () => {
   });
 
   it('marks 5xx answers as errors with error.type, and leaves 4xx alone', async () => {
-    const five = await send(proxy, [], '/__echo/status/503');
+    const five = await send(setup.proxy, [], '/__echo/status/503');
     assert.equal(five.span.attributes['http.response.status_code'], 503);
     assert.equal(five.span.attributes['error.type'], '503');
     assert.equal(five.span.status.code, SpanStatusCode.ERROR);
-    const four = await send(proxy, [], '/__echo/status/404');
+    const four = await send(setup.proxy, [], '/__echo/status/404');
     assert.equal(four.span.attributes['error.type'], undefined);
     assert.equal(four.span.status.code, SpanStatusCode.UNSET);
   });
 
   it('collapses unknown methods to _OTHER and keeps the original', async () => {
-    const res = await rawRequest({ port: proxy.port, method: 'PROPFIND', path: '/dav' });
+    const res = await rawRequest({ port: setup.proxy.port, method: 'PROPFIND', path: '/dav' });
     assert.equal(res.status, 200);
-    const span = proxy.exporter.getFinishedSpans().at(-1);
+    const span = setup.proxy.exporter.getFinishedSpans().at(-1);
     assert.equal(span?.name, 'HTTP');
     assert.equal(span.attributes['http.request.method'], '_OTHER');
     assert.equal(span.attributes['http.request.method_original'], 'PROPFIND');

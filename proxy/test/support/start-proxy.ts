@@ -1,5 +1,6 @@
 // Starts the real proxy app in-process on port 0, with spans captured in memory and log lines
 // collected, for tests that talk to it over real sockets.
+import { after, before } from 'node:test';
 import { Writable } from 'node:stream';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
 import { pino } from 'pino';
@@ -7,6 +8,8 @@ import { createProxyApp } from '../../src/app.ts';
 import type { ProxyApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { TracingOptions } from '../../src/tracing.ts';
+import { startEchoBackend } from './echo-backend.ts';
+import type { EchoBackend } from './echo-backend.ts';
 
 export interface ProxyUnderTest {
   readonly app: ProxyApp;
@@ -62,6 +65,41 @@ export async function startProxy(
       if (closed) return;
       closed = true;
       await app.stop();
+    },
+  };
+}
+
+export interface EchoBackendBehindProxy {
+  readonly backend: EchoBackend;
+  readonly proxy: ProxyUnderTest;
+}
+
+/**
+ * For a describe block: an echo backend and the proxy in front of it, started before the block's
+ * tests and closed after them. Read both through the returned object once the tests run.
+ */
+export function echoBackendBehindProxy(env: Record<string, string> = {}): EchoBackendBehindProxy {
+  let backend: EchoBackend | undefined;
+  let proxy: ProxyUnderTest | undefined;
+  before(async () => {
+    backend = await startEchoBackend();
+    proxy = await startProxy({ BACKEND_URL: backend.url, ...env });
+  });
+  after(async () => {
+    await proxy?.close();
+    await backend?.close();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined)
+      throw new Error('echoBackendBehindProxy: read it inside a test, after before() ran');
+    return value;
+  };
+  return {
+    get backend() {
+      return started(backend);
+    },
+    get proxy() {
+      return started(proxy);
     },
   };
 }
