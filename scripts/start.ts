@@ -12,11 +12,18 @@ const envFile = '--env-file-if-exists=.env.profiling';
 interface Service {
   readonly name: string;
   readonly entry: string;
+  readonly nodeOptions: readonly string[];
 }
 
+// V8 sizes the young generation from the machine's memory: on a 24 GiB host it grows to two
+// 64 MiB semi-spaces under load. Capped at 16 MiB, the proxy's RSS under load fell from about
+// 255 to about 195 MiB at the same CPU per request (104 vs 109 µs, wrk, alternating runs);
+// smaller caps cost CPU. A V8 heap flag only works on the command line, not once started.
+const PROXY_NODE_OPTIONS = ['--max-semi-space-size=16'];
+
 const SERVICES: readonly Service[] = [
-  { name: 'backend', entry: 'inventory-backend/src/main.ts' },
-  { name: 'proxy  ', entry: 'proxy/src/main.ts' },
+  { name: 'backend', entry: 'inventory-backend/src/main.ts', nodeOptions: [] },
+  { name: 'proxy  ', entry: 'proxy/src/main.ts', nodeOptions: PROXY_NODE_OPTIONS },
 ];
 
 const children = new Map<string, ChildProcess>();
@@ -34,7 +41,7 @@ function stopAll(signal: NodeJS.Signals): void {
 }
 
 for (const service of SERVICES) {
-  const child = spawn(process.execPath, [envFile, service.entry], {
+  const child = spawn(process.execPath, [...service.nodeOptions, envFile, service.entry], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: process.env,

@@ -155,7 +155,8 @@ function spanscope(name: string, description: string, full: boolean, profiled = 
         Object.assign(env, { OTEL_SDK_DISABLED: 'true', ACCESS_LOG: 'false' });
       }
       // stdout (the access log) goes to /dev/null.
-      const m = spawnManaged(name, nodeBin(), ['src/main.ts'], {
+      // As `npm start` runs it (see scripts/start.ts for the young-generation cap).
+      const m = spawnManaged(name, nodeBin(), ['--max-semi-space-size=16', 'src/main.ts'], {
         cpu: ctx.pin ? PROXY_CPU : undefined,
         cwd: proxyDir,
         env,
