@@ -83,9 +83,12 @@ describe('end to end: client → proxy → backend → database', () => {
 
   after(async () => {
     if (child.exitCode === null) {
+      // SIGTERM, not SIGKILL: start.ts must stop the backend and the proxy it runs, or they outlive the test.
       const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGKILL');
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
       await exited;
+      clearTimeout(timer);
     }
     await otlp.close();
     await pyroscope.close();

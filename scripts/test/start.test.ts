@@ -61,8 +61,15 @@ describe('npm start', () => {
     await waitFor(`http://127.0.0.1:${ports.admin}/readyz`, 20_000);
   });
 
-  after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
+  after(async () => {
+    if (child.exitCode === null) {
+      // SIGTERM first: start.ts must stop the backend and the proxy it runs, or they outlive the test.
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    }
   });
 
   it('serves the seed validation commands through the proxy port', async () => {
