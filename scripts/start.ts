@@ -16,9 +16,9 @@ interface Service {
 }
 
 // V8 sizes the young generation from the machine's memory: on a 24 GiB host it grows to two
-// 64 MiB semi-spaces under load. Capped at 16 MiB, the proxy's RSS under load fell from about
-// 255 to about 195 MiB at the same CPU per request (104 vs 109 µs, wrk, alternating runs);
-// smaller caps cost CPU. A V8 heap flag only works on the command line, not once started.
+// 64 MiB semi-spaces under load. Capped at 16 MiB, the proxy's RSS under load is lower (the
+// proxy benchmark reports it) with no CPU change we could measure; smaller caps cost CPU.
+// A V8 heap flag only takes effect on the command line, not once the process has started.
 const PROXY_NODE_OPTIONS = ['--max-semi-space-size=16'];
 
 const SERVICES: readonly Service[] = [

@@ -1,7 +1,7 @@
 // The service's configuration: one zod schema over the environment, validated once, deep-frozen.
 // Besides its own variables it reads the standard OTEL_* variables (same meaning as the proxy's)
 // and the profiling variables of `.env.profiling`, whose schema the proxy package defines once.
-import { parseResourceAttributes } from '@spanscope/proxy/tracing';
+import { otelConfigShape } from '@spanscope/proxy/tracing';
 import path from 'node:path';
 import * as z from 'zod';
 import {
@@ -38,15 +38,6 @@ export interface Config {
 
 export const DEFAULT_SERVICE_NAME = 'inventory-backend';
 
-export const TRACES_SAMPLERS = [
-  'always_on',
-  'always_off',
-  'traceidratio',
-  'parentbased_always_on',
-  'parentbased_always_off',
-  'parentbased_traceidratio',
-] as const;
-
 /** Variables whose values are never echoed in an error line. */
 const SECRET_VARIABLES: ReadonlySet<string> = new Set([
   'PYROSCOPE_AUTH_TOKEN',
@@ -72,12 +63,6 @@ const EXPECTED = {
   URL: 'expected an http:// or https:// URL',
   NON_EMPTY: 'expected a non-empty string',
   MILLISECONDS: 'expected a whole number of milliseconds >= 1',
-  OTEL_RESOURCE_ATTRIBUTES: 'expected comma-separated key=value pairs',
-  OTEL_TRACES_EXPORTER: 'expected one of otlp, console, none',
-  OTEL_EXPORTER_OTLP_PROTOCOL: 'expected http/protobuf or http/json',
-  OTEL_TRACES_SAMPLER: `expected one of ${TRACES_SAMPLERS.join(', ')}`,
-  OTEL_TRACES_SAMPLER_ARG: 'expected a sampling ratio from 0 to 1',
-  OTEL_BSP_MAX_QUEUE_SIZE: 'expected a whole number >= 1',
 } as const;
 
 /** Empty or blank values count as unset, as in most .env and compose files. */
@@ -93,106 +78,8 @@ function integerVar(min: number, max: number, expected: string) {
     .refine((n) => n >= min && n <= max, expected);
 }
 
-const MAX_SAFE = Number.MAX_SAFE_INTEGER;
-
-/** `true`/`false`/`1`/`0`/`yes`/`no`, any case, as the proxy reads its switches. */
-function booleanVar(fallback: boolean) {
-  return z.preprocess(
-    unsetIfBlank,
-    z
-      .string()
-      .trim()
-      .toLowerCase()
-      .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no'], { error: EXPECTED.BOOLEAN }))
-      .optional()
-      .default(fallback ? 'true' : 'false')
-      .transform((value) => value === 'true' || value === '1' || value === 'yes'),
-  );
-}
-
-function httpUrlVar() {
-  return z
-    .string()
-    .trim()
-    .pipe(z.url({ protocol: /^https?$/, error: EXPECTED.URL }));
-}
-
-function enumVar<const T extends readonly [string, ...string[]]>(
-  values: T,
-  fallback: T[number],
-  expected: string,
-) {
-  return z.preprocess(
-    unsetIfBlank,
-    z
-      .string()
-      .trim()
-      .toLowerCase()
-      .pipe(z.enum(values, { error: expected }))
-      .optional()
-      .default(fallback),
-  );
-}
-
-export { parseResourceAttributes };
-
-/** The standard OTEL_* variables, with the proxy's defaults except the service name. */
-const otelShape = {
-  OTEL_SDK_DISABLED: booleanVar(false),
-  OTEL_SERVICE_NAME: z.preprocess(
-    unsetIfBlank,
-    z.string().trim().min(1, EXPECTED.NON_EMPTY).optional().default(DEFAULT_SERVICE_NAME),
-  ),
-  OTEL_RESOURCE_ATTRIBUTES: z.preprocess(
-    unsetIfBlank,
-    z
-      .string()
-      .optional()
-      .default('')
-      .transform((raw, ctx) => {
-        const attributes = parseResourceAttributes(raw);
-        if (attributes === undefined) {
-          ctx.addIssue({ code: 'custom', message: EXPECTED.OTEL_RESOURCE_ATTRIBUTES });
-          return z.NEVER;
-        }
-        return attributes;
-      }),
-  ),
-  OTEL_TRACES_EXPORTER: enumVar(['otlp', 'console', 'none'], 'otlp', EXPECTED.OTEL_TRACES_EXPORTER),
-  OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess(
-    unsetIfBlank,
-    httpUrlVar().optional().default('http://localhost:4318'),
-  ),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.preprocess(unsetIfBlank, httpUrlVar().optional()),
-  OTEL_EXPORTER_OTLP_PROTOCOL: enumVar(
-    ['http/protobuf', 'http/json'],
-    'http/protobuf',
-    EXPECTED.OTEL_EXPORTER_OTLP_PROTOCOL,
-  ),
-  OTEL_TRACES_SAMPLER: enumVar(TRACES_SAMPLERS, 'parentbased_always_on', EXPECTED.OTEL_TRACES_SAMPLER),
-  OTEL_TRACES_SAMPLER_ARG: z.preprocess(
-    unsetIfBlank,
-    z
-      .string()
-      .trim()
-      .regex(/^(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/, EXPECTED.OTEL_TRACES_SAMPLER_ARG)
-      .transform(Number)
-      .refine((n) => n >= 0 && n <= 1, EXPECTED.OTEL_TRACES_SAMPLER_ARG)
-      .optional(),
-  ),
-  OTEL_BSP_MAX_QUEUE_SIZE: z.preprocess(
-    unsetIfBlank,
-    integerVar(1, MAX_SAFE, EXPECTED.OTEL_BSP_MAX_QUEUE_SIZE).optional().default(2048),
-  ),
-  OTEL_BSP_SCHEDULE_DELAY: z.preprocess(
-    unsetIfBlank,
-    integerVar(1, MAX_SAFE, EXPECTED.MILLISECONDS).optional().default(5000),
-  ),
-  OTEL_EXPORTER_OTLP_TIMEOUT: z.preprocess(
-    unsetIfBlank,
-    integerVar(1, MAX_SAFE, EXPECTED.MILLISECONDS).optional().default(10000),
-  ),
-};
+/** The standard OTEL_* variables: the proxy's, with the backend's own service name. */
+const otelShape = otelConfigShape(DEFAULT_SERVICE_NAME);
 
 function parseDatabaseUrl(raw: string, cwd: string): DatabaseConfig | undefined {
   if (/^postgres(ql)?:\/\//i.test(raw)) {
@@ -280,6 +167,12 @@ export function describeDatabase(database: DatabaseConfig): string {
   return database.kind === 'sqlite' ? `sqlite:${database.path}` : redactUrl(database.url);
 }
 
+function pick<T extends object, K extends keyof T>(source: T, keys: readonly K[]): Pick<T, K> {
+  const picked = {} as Pick<T, K>;
+  for (const key of keys) picked[key] = source[key];
+  return picked;
+}
+
 function deepFreeze<T extends object>(value: T): T {
   for (const child of Object.values(value)) {
     if (typeof child === 'object' && child !== null) deepFreeze(child as object);
@@ -305,20 +198,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     );
   }
   const values = result.data;
-  const tracing: TracingConfig = {
-    OTEL_SDK_DISABLED: values.OTEL_SDK_DISABLED,
-    OTEL_SERVICE_NAME: values.OTEL_SERVICE_NAME,
-    OTEL_RESOURCE_ATTRIBUTES: values.OTEL_RESOURCE_ATTRIBUTES,
-    OTEL_TRACES_EXPORTER: values.OTEL_TRACES_EXPORTER,
-    OTEL_EXPORTER_OTLP_ENDPOINT: values.OTEL_EXPORTER_OTLP_ENDPOINT,
-    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: values.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
-    OTEL_EXPORTER_OTLP_PROTOCOL: values.OTEL_EXPORTER_OTLP_PROTOCOL,
-    OTEL_EXPORTER_OTLP_TIMEOUT: values.OTEL_EXPORTER_OTLP_TIMEOUT,
-    OTEL_TRACES_SAMPLER: values.OTEL_TRACES_SAMPLER,
-    OTEL_TRACES_SAMPLER_ARG: values.OTEL_TRACES_SAMPLER_ARG,
-    OTEL_BSP_MAX_QUEUE_SIZE: values.OTEL_BSP_MAX_QUEUE_SIZE,
-    OTEL_BSP_SCHEDULE_DELAY: values.OTEL_BSP_SCHEDULE_DELAY,
-  };
+  const tracing: TracingConfig = pick(values, Object.keys(otelShape) as (keyof typeof otelShape)[]);
   let profiling: ProfilerSettings;
   try {
     profiling = profilerSettingsFromConfig(values, { serviceName: values.OTEL_SERVICE_NAME });

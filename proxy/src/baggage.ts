@@ -25,15 +25,27 @@ export function withoutReservedMembers(headerValues: readonly string[]): string[
   return kept;
 }
 
-export function reservedMembers(labels: BaggageLabels): string[] {
-  return [
-    `${BAGGAGE_KEYS.handler}=${encodeURIComponent(labels.handler)}`,
-    `${BAGGAGE_KEYS.route}=${encodeURIComponent(labels.route)}`,
-    `${BAGGAGE_KEYS.userAgent}=${encodeURIComponent(labels.userAgent)}`,
-  ];
+// Handler, route and category come from closed sets (route table, categories), so the encoded
+// members are built once per combination rather than on every request.
+const encodedMembers = new Map<string, string>();
+
+/** The proxy's own members, encoded, as one comma-separated string. */
+export function reservedMembers(labels: BaggageLabels): string {
+  const key = `${labels.handler}\u0000${labels.route}\u0000${labels.userAgent}`;
+  let members = encodedMembers.get(key);
+  if (members === undefined) {
+    members = [
+      `${BAGGAGE_KEYS.handler}=${encodeURIComponent(labels.handler)}`,
+      `${BAGGAGE_KEYS.route}=${encodeURIComponent(labels.route)}`,
+      `${BAGGAGE_KEYS.userAgent}=${encodeURIComponent(labels.userAgent)}`,
+    ].join(',');
+    encodedMembers.set(key, members);
+  }
+  return members;
 }
 
 /** The single `baggage` header value for the upstream request. */
 export function upstreamBaggage(clientValues: readonly string[], labels: BaggageLabels): string {
-  return [...withoutReservedMembers(clientValues), ...reservedMembers(labels)].join(',');
+  if (clientValues.length === 0) return reservedMembers(labels);
+  return [...withoutReservedMembers(clientValues), reservedMembers(labels)].join(',');
 }

@@ -20,7 +20,10 @@ const positiveMs = (fallback: number) =>
 
 const bool = (fallback: boolean) =>
   z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'expected true or false' })
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'expected true or false' }))
     .default(fallback ? 'true' : 'false')
     .transform((value) => value === 'true' || value === '1' || value === 'yes');
 
@@ -37,6 +40,66 @@ const samplers = [
   'parentbased_always_off',
   'parentbased_traceidratio',
 ] as const;
+
+/** A blank value means the default, also where the environment is parsed without the proxy's loader. */
+function blankAsUnset<T extends z.ZodType>(schema: T) {
+  return z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+    schema,
+  );
+}
+
+/**
+ * The standard OpenTelemetry variables, shared with the backend, which spreads them into its own
+ * schema with its own default service name.
+ */
+export function otelConfigShape(defaultServiceName: string) {
+  return {
+    OTEL_SDK_DISABLED: blankAsUnset(bool(false)),
+    OTEL_SERVICE_NAME: blankAsUnset(nonEmpty.default(defaultServiceName)),
+    OTEL_RESOURCE_ATTRIBUTES: blankAsUnset(
+      z
+        .string()
+        .default('')
+        .refine(
+          (value) => parseResourceAttributes(value) !== undefined,
+          'expected comma-separated key=value pairs',
+        )
+        .transform((value) => parseResourceAttributes(value) ?? {}),
+    ),
+    OTEL_TRACES_EXPORTER: blankAsUnset(
+      z.enum(['otlp', 'console', 'none'], { error: 'expected one of otlp, console, none' }).default('otlp'),
+    ),
+    OTEL_EXPORTER_OTLP_ENDPOINT: blankAsUnset(httpUrl('http://localhost:4318')),
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: blankAsUnset(
+      z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+    ),
+    OTEL_EXPORTER_OTLP_PROTOCOL: blankAsUnset(
+      z
+        .enum(['http/protobuf', 'http/json'], { error: 'expected http/protobuf or http/json' })
+        .default('http/protobuf'),
+    ),
+    OTEL_TRACES_SAMPLER: blankAsUnset(
+      z.enum(samplers, { error: `expected one of ${samplers.join(', ')}` }).default('parentbased_always_on'),
+    ),
+    OTEL_TRACES_SAMPLER_ARG: blankAsUnset(
+      z.coerce
+        .number({ error: 'expected a sampling ratio from 0 to 1' })
+        .min(0, 'expected a sampling ratio from 0 to 1')
+        .max(1, 'expected a sampling ratio from 0 to 1')
+        .optional(),
+    ),
+    OTEL_BSP_MAX_QUEUE_SIZE: blankAsUnset(
+      z.coerce
+        .number({ error: 'expected a whole number >= 1' })
+        .int('expected a whole number >= 1')
+        .min(1, 'expected a whole number >= 1')
+        .default(2048),
+    ),
+    OTEL_BSP_SCHEDULE_DELAY: blankAsUnset(positiveMs(5000)),
+    OTEL_EXPORTER_OTLP_TIMEOUT: blankAsUnset(positiveMs(10000)),
+  };
+}
 
 export const configSchema = z.object({
   PROXY_HOST: nonEmpty.default('0.0.0.0'),
@@ -67,41 +130,7 @@ export const configSchema = z.object({
     })
     .default('info'),
   ACCESS_LOG: bool(true),
-  OTEL_SDK_DISABLED: bool(false),
-  OTEL_SERVICE_NAME: nonEmpty.default('spanscope-proxy'),
-  OTEL_RESOURCE_ATTRIBUTES: z
-    .string()
-    .default('')
-    .refine(
-      (value) => parseResourceAttributes(value) !== undefined,
-      'expected comma-separated key=value pairs',
-    )
-    .transform((value) => parseResourceAttributes(value) ?? {}),
-  OTEL_TRACES_EXPORTER: z
-    .enum(['otlp', 'console', 'none'], { error: 'expected one of otlp, console, none' })
-    .default('otlp'),
-  OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl('http://localhost:4318'),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z
-    .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
-    .optional(),
-  OTEL_EXPORTER_OTLP_PROTOCOL: z
-    .enum(['http/protobuf', 'http/json'], { error: 'expected http/protobuf or http/json' })
-    .default('http/protobuf'),
-  OTEL_TRACES_SAMPLER: z
-    .enum(samplers, { error: `expected one of ${samplers.join(', ')}` })
-    .default('parentbased_always_on'),
-  OTEL_TRACES_SAMPLER_ARG: z.coerce
-    .number({ error: 'expected a sampling ratio from 0 to 1' })
-    .min(0, 'expected a sampling ratio from 0 to 1')
-    .max(1, 'expected a sampling ratio from 0 to 1')
-    .optional(),
-  OTEL_BSP_MAX_QUEUE_SIZE: z.coerce
-    .number({ error: 'expected a whole number >= 1' })
-    .int('expected a whole number >= 1')
-    .min(1, 'expected a whole number >= 1')
-    .default(2048),
-  OTEL_BSP_SCHEDULE_DELAY: positiveMs(5000),
-  OTEL_EXPORTER_OTLP_TIMEOUT: positiveMs(10000),
+  ...otelConfigShape('spanscope-proxy'),
   // Pyroscope and the label switches, shared with the backend.
   ...profilingConfigShape,
 });

@@ -265,5 +265,5 @@ class BoundedBatchProcessor implements SpanProcessor {
 }
 
 // Shared with the backend, which reads the same OTEL_* variables and names methods the same way.
-export { parseResourceAttributes } from './config.ts';
+export { otelConfigShape, parseResourceAttributes } from './config.ts';
 export { normalizeMethod } from './exchange.ts';

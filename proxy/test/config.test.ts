@@ -26,7 +26,7 @@ describe('config', () => {
     const config = loadConfig({
       PROXY_PORT: '18080',
       BACKEND_URL: 'http://backend.internal:9000/',
-      PRESERVE_HOST: 'false',
+      PRESERVE_HOST: ' FALSE ',
       OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod,team=a%2Cb',
       OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
       OTEL_TRACES_SAMPLER_ARG: '0.25',
