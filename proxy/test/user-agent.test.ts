@@ -194,11 +194,9 @@ describe('createUserAgentCategorizer', () => {
   it('handles a 100 KB user agent by its truncated prefix', () => {
     const categorizer = createUserAgentCategorizer({ cacheSize: 10 });
     const padding = 'a'.repeat(100 * 1024);
-    const started = performance.now();
     assert.equal(categorizer.categorize(`${CHROME_WINDOWS} ${padding}`), 'browser');
     assert.equal(categorizer.categorize(`${CHROME_WINDOWS} ${padding}b`), 'browser');
     assert.equal(categorizer.categorize(padding), 'other');
-    assert.ok(performance.now() - started < 1_000);
     // Both long browser UAs share their first MAX_USER_AGENT_LENGTH chars, so one entry.
     assert.equal(categorizer.cacheSize, 2);
   });
