@@ -40,11 +40,18 @@ function stopAll(signal: NodeJS.Signals): void {
   for (const child of children.values()) child.kill(signal);
 }
 
+// The backend pushes its profiles to the proxy's admin port: `ADMIN_PORT=19901 npm start` moves
+// both ends unless TAGGING_ENDPOINT itself is set in the environment.
+const backendEnv: NodeJS.ProcessEnv =
+  process.env.TAGGING_ENDPOINT === undefined && process.env.ADMIN_PORT !== undefined
+    ? { ...process.env, TAGGING_ENDPOINT: `http://127.0.0.1:${process.env.ADMIN_PORT}` }
+    : process.env;
+
 for (const service of SERVICES) {
   const child = spawn(process.execPath, [...service.nodeOptions, envFile, service.entry], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: process.env,
+    env: service.name === 'backend' ? backendEnv : process.env,
   });
   children.set(service.name, child);
   prefixLines(child.stdout, service.name, process.stdout);

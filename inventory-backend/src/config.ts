@@ -11,6 +11,7 @@ import {
 } from '@spanscope/proxy';
 import type { ProfilerSettings } from '@spanscope/proxy';
 import type { TracingConfig } from '@spanscope/proxy/tracing';
+import type { RuntimeTelemetryConfig } from '@spanscope/proxy/runtime-telemetry';
 import { ConfigError } from './errors.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -32,8 +33,10 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** The OTEL_* variables, in the form `createTracing` of `@spanscope/proxy/tracing` takes. */
   readonly tracing: TracingConfig;
-  /** The profiler's settings from the PYROSCOPE_* and ENABLE_* variables. */
+  /** The profiler's settings from the ENABLE_* variables, uploading to TAGGING_ENDPOINT. */
   readonly profiling: ProfilerSettings;
+  /** INCLUDE_RUNTIME_INFO, the conditional-profiling gate and the OTEL_* metric variables. */
+  readonly runtime: RuntimeTelemetryConfig;
 }
 
 export const DEFAULT_SERVICE_NAME = 'inventory-backend';
@@ -47,6 +50,7 @@ const SECRET_VARIABLES: ReadonlySet<string> = new Set([
 const URL_VARIABLES: ReadonlySet<string> = new Set([
   'DATABASE_URL',
   'PYROSCOPE_SERVER_ADDRESS',
+  'TAGGING_ENDPOINT',
   'OTEL_EXPORTER_OTLP_ENDPOINT',
   'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
 ]);
@@ -150,6 +154,16 @@ function buildEnvSchema(cwd: string) {
         .optional()
         .default('info'),
     ),
+    // Where this process's profiler pushes: the sidecar's tagging endpoint, which adds the pod's
+    // tags and the Pyroscope credentials (PYROSCOPE_SERVER_ADDRESS is the sidecar's upstream).
+    TAGGING_ENDPOINT: z.preprocess(
+      unsetIfBlank,
+      z
+        .url({ protocol: /^https?$/, error: EXPECTED.URL })
+        .transform((value) => value.replace(/\/+$/, ''))
+        .optional()
+        .default('http://127.0.0.1:9901'),
+    ),
     ...otelShape,
     ...profilingConfigShape,
   });
@@ -201,7 +215,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   const tracing: TracingConfig = pick(values, Object.keys(otelShape) as (keyof typeof otelShape)[]);
   let profiling: ProfilerSettings;
   try {
-    profiling = profilerSettingsFromConfig(values, { serviceName: values.OTEL_SERVICE_NAME });
+    const settings = profilerSettingsFromConfig(values, { serviceName: values.OTEL_SERVICE_NAME });
+    // The credentials are validated here too (one env file), but only the sidecar sends them.
+    profiling = {
+      ...settings,
+      serverAddress: values.TAGGING_ENDPOINT,
+      authToken: undefined,
+      basicAuth: undefined,
+      tenantId: undefined,
+    };
   } catch (error) {
     // Combinations no single variable can check (basic auth half set, token and basic auth both).
     if (error instanceof ProfilingConfigError) throw new ConfigError(error.variable, error.message);
@@ -216,5 +238,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     logLevel: values.LOG_LEVEL,
     tracing,
     profiling,
+    runtime: {
+      ...pick(values, [
+        'OTEL_SDK_DISABLED',
+        'OTEL_SERVICE_NAME',
+        'OTEL_RESOURCE_ATTRIBUTES',
+        'OTEL_METRICS_EXPORTER',
+        'OTEL_EXPORTER_OTLP_ENDPOINT',
+        'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT',
+        'OTEL_EXPORTER_OTLP_PROTOCOL',
+        'OTEL_METRIC_EXPORT_INTERVAL',
+        'INCLUDE_RUNTIME_INFO',
+        'ENABLE_CONDITIONAL_PROFILING',
+        'CPU_THRESHOLD_FOR_PROFILING',
+        'MEMORY_THRESHOLD_FOR_PROFILING',
+      ]),
+    },
   });
 }

@@ -14,8 +14,10 @@ export interface GracefulShutdownOptions {
   readonly repository: Closable;
   /** Stopped once the server has drained: no request runs under its labels any more. */
   readonly profiler?: { stop(): Promise<void> };
-  /** Shut down last: ends the export of spans after flushing the ones still queued. */
+  /** Ends the export of spans after flushing the ones still queued. */
   readonly tracing?: { shutdown(): Promise<void> };
+  /** Shut down last: the runtime metrics' final export and the conditional-profiling gate. */
+  readonly runtime?: { shutdown(): Promise<void> };
   readonly logger: Logger;
   readonly timeoutMs: number;
   /** Ends the process; injectable for tests. */
@@ -55,7 +57,7 @@ async function boundedTelemetryStep(
 
 /** A shutdown function: the first call starts the shutdown, later calls return the same promise. */
 export function createGracefulShutdown(options: GracefulShutdownOptions): Shutdown {
-  const { app, repository, profiler, tracing, logger, timeoutMs } = options;
+  const { app, repository, profiler, tracing, runtime, logger, timeoutMs } = options;
   let running: Promise<void> | undefined;
   let exited = false;
   const exit = (code: number): void => {
@@ -97,6 +99,14 @@ export function createGracefulShutdown(options: GracefulShutdownOptions): Shutdo
             deadline - Date.now(),
             logger,
             'flushing spans',
+          );
+        }
+        if (runtime !== undefined) {
+          await boundedTelemetryStep(
+            () => runtime.shutdown(),
+            deadline - Date.now(),
+            logger,
+            'flushing runtime metrics',
           );
         }
         logger.info('shutdown complete');

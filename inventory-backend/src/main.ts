@@ -2,6 +2,7 @@
 // on stderr and exits non-zero.
 import { startProfiler } from '@spanscope/proxy';
 import { createTracing } from '@spanscope/proxy/tracing';
+import { startRuntimeTelemetry } from '@spanscope/proxy/runtime-telemetry';
 import { buildApp } from './app.ts';
 import { describeDatabase, loadConfig } from './config.ts';
 import { openRepository } from './db/open-repository.ts';
@@ -46,8 +47,13 @@ async function main(): Promise<void> {
       lastDropLog = now;
     },
   });
-  // Without PYROSCOPE_SERVER_ADDRESS this logs one line and returns a profiler that is off.
-  const profiler = await startProfiler({ ...config.profiling, logger });
+  const runtime = startRuntimeTelemetry(config.runtime, { logger, meterName: 'inventory-backend' });
+  // Pushes to the sidecar's tagging endpoint (TAGGING_ENDPOINT); ENABLE_PROFILING=false: off.
+  const profiler = await startProfiler({
+    ...config.profiling,
+    logger,
+    shouldUpload: () => runtime.gate.isOpen(),
+  });
 
   const app = buildApp({ repository, logger, telemetry: { tracing, profiler, logger } });
   try {
@@ -55,6 +61,7 @@ async function main(): Promise<void> {
   } catch (error) {
     await repository.close().catch(() => undefined);
     await profiler.stop();
+    await runtime.shutdown();
     throw error;
   }
   const address = app.server.address();
@@ -74,6 +81,7 @@ async function main(): Promise<void> {
       repository,
       profiler,
       tracing,
+      runtime,
       logger,
       timeoutMs: config.shutdownTimeoutMs,
       exit: (code) => process.exit(code),

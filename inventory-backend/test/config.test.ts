@@ -20,16 +20,38 @@ const DEFAULT_TRACING = {
   OTEL_TRACES_SAMPLER_ARG: undefined,
   OTEL_BSP_MAX_QUEUE_SIZE: 2048,
   OTEL_BSP_SCHEDULE_DELAY: 5000,
+  OTEL_METRICS_EXPORTER: 'otlp',
+  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: undefined,
+  OTEL_METRIC_EXPORT_INTERVAL: 60000,
 };
 
 const DEFAULT_PROFILING = {
-  serverAddress: undefined,
+  serverAddress: 'http://127.0.0.1:9901',
   applicationName: 'inventory-backend',
   authToken: undefined,
   basicAuth: undefined,
   tenantId: undefined,
   uploadRateSeconds: 10,
   switches: { endpoint: true, database: true, userAgent: true, dynamicTags: true, traceId: false },
+  enabled: true,
+  detailedStackTraces: true,
+  heapProfile: false,
+  conditional: { enabled: false, cpuThresholdPercent: 20, memoryThresholdPercent: 50 },
+};
+
+const DEFAULT_RUNTIME = {
+  OTEL_SDK_DISABLED: false,
+  OTEL_SERVICE_NAME: 'inventory-backend',
+  OTEL_RESOURCE_ATTRIBUTES: {},
+  OTEL_METRICS_EXPORTER: 'otlp',
+  OTEL_EXPORTER_OTLP_ENDPOINT: 'http://localhost:4318',
+  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: undefined,
+  OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+  OTEL_METRIC_EXPORT_INTERVAL: 60000,
+  INCLUDE_RUNTIME_INFO: true,
+  ENABLE_CONDITIONAL_PROFILING: false,
+  CPU_THRESHOLD_FOR_PROFILING: 20,
+  MEMORY_THRESHOLD_FOR_PROFILING: 50,
 };
 
 function configError(env: Record<string, string>): ConfigError {
@@ -53,6 +75,7 @@ describe('loadConfig', () => {
       logLevel: 'info',
       tracing: DEFAULT_TRACING,
       profiling: DEFAULT_PROFILING,
+      runtime: DEFAULT_RUNTIME,
     });
   });
 
@@ -89,6 +112,7 @@ describe('loadConfig', () => {
       logLevel: 'debug',
       tracing: DEFAULT_TRACING,
       profiling: DEFAULT_PROFILING,
+      runtime: DEFAULT_RUNTIME,
     });
   });
 
@@ -123,15 +147,19 @@ describe('loadConfig', () => {
       OTEL_TRACES_SAMPLER_ARG: 0.25,
       OTEL_BSP_MAX_QUEUE_SIZE: 100,
       OTEL_BSP_SCHEDULE_DELAY: 250,
+      OTEL_METRICS_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: undefined,
+      OTEL_METRIC_EXPORT_INTERVAL: 60000,
     });
     // The profiles' application name follows the service name, so Grafana's service_name matches.
     assert.equal(config.profiling.applicationName, 'inventory-eu');
   });
 
-  it('reads the profiling variables of .env.profiling', () => {
+  it('reads the profiling variables of .env.profiling, uploading to the sidecar without credentials', () => {
     const config = loadConfig(
       {
         PYROSCOPE_SERVER_ADDRESS: 'http://pyroscope:4040/',
+        TAGGING_ENDPOINT: 'http://127.0.0.1:19901/',
         PYROSCOPE_APPLICATION_NAME: 'inventory',
         PYROSCOPE_BASIC_AUTH_USER: 'user',
         PYROSCOPE_BASIC_AUTH_PASSWORD: 'pw',
@@ -142,18 +170,30 @@ describe('loadConfig', () => {
         ENABLE_USER_AGENT_PROFILING: 'no',
         ENABLE_DYNAMIC_TAGS: 'false',
         ENABLE_TRACE_ID_LABEL: 'true',
+        ENABLE_PROFILING: 'yes',
+        ENABLE_CONDITIONAL_PROFILING: 'true',
+        CPU_THRESHOLD_FOR_PROFILING: '35',
+        MEMORY_THRESHOLD_FOR_PROFILING: '70.5',
+        ENABLE_DETAILED_STACK_TRACES: 'false',
+        ENABLE_GOROUTINE_PROFILING: 'true',
       },
       CWD,
     );
+    // PYROSCOPE_SERVER_ADDRESS and the credentials are the sidecar's: the backend pushes to it.
     assert.deepEqual(config.profiling, {
-      serverAddress: 'http://pyroscope:4040',
+      serverAddress: 'http://127.0.0.1:19901',
       applicationName: 'inventory',
       authToken: undefined,
-      basicAuth: { user: 'user', password: 'pw' },
-      tenantId: 'tenant-1',
+      basicAuth: undefined,
+      tenantId: undefined,
       uploadRateSeconds: 15,
       switches: { endpoint: false, database: false, userAgent: false, dynamicTags: false, traceId: true },
+      enabled: true,
+      detailedStackTraces: false,
+      heapProfile: true,
+      conditional: { enabled: true, cpuThresholdPercent: 35, memoryThresholdPercent: 70.5 },
     });
+    assert.equal(loadConfig({}, CWD).profiling.serverAddress, 'http://127.0.0.1:9901');
   });
 
   it('rejects bad OTEL_* and profiling values with one line, never echoing a secret', () => {

@@ -34,7 +34,7 @@ const BURN_MS = 1;
 const pyroscope = await startPyroscopeReceiver();
 // The profiler that samples and uploads, every second.
 const owner = await startProfiler({
-  ...loadConfig({ PYROSCOPE_SERVER_ADDRESS: pyroscope.url, PYROSCOPE_UPLOAD_RATE: '1' }).profiling,
+  ...loadConfig({ TAGGING_ENDPOINT: pyroscope.url, PYROSCOPE_UPLOAD_RATE: '1' }).profiling,
   logger: SILENT,
 });
 const exporter = new InMemorySpanExporter();
@@ -115,7 +115,7 @@ async function startServer(kind: DatabaseKind, profiler: Profiler): Promise<Test
 /** A profiler sharing the running pprof, with the switches of `env` (e.g. ENABLE_DYNAMIC_TAGS). */
 function profilerWith(env: Record<string, string>): Promise<Profiler> {
   return startProfiler({
-    ...loadConfig({ PYROSCOPE_SERVER_ADDRESS: pyroscope.url, ...env }).profiling,
+    ...loadConfig({ TAGGING_ENDPOINT: pyroscope.url, ...env }).profiling,
     logger: SILENT,
   });
 }
@@ -412,7 +412,8 @@ describe('the backend process', () => {
       SEED_SAMPLE_DATA: 'true',
       // The profiles' application name defaults to the service name (this file's own is the default).
       OTEL_SERVICE_NAME: 'inventory-process',
-      PYROSCOPE_SERVER_ADDRESS: pyroscope.url,
+      TAGGING_ENDPOINT: pyroscope.url,
+      ENABLE_PROFILING: 'true',
       // Longer than the test: only the profile pushed when the profiler stops can arrive.
       PYROSCOPE_UPLOAD_RATE: '600',
     });

@@ -28,7 +28,7 @@ const pyroscope = await startPyroscopeReceiver();
 // Profiles are not inspected here, but `pyroscope.profile.id` is only set while samples do carry
 // the span's id, so a profiler runs (pushing to a receiver so it is on).
 const profiler = await startProfiler({
-  ...loadConfig({ PYROSCOPE_SERVER_ADDRESS: pyroscope.url, PYROSCOPE_UPLOAD_RATE: '60' }).profiling,
+  ...loadConfig({ TAGGING_ENDPOINT: pyroscope.url, PYROSCOPE_UPLOAD_RATE: '60' }).profiling,
   logger: SILENT,
 });
 
@@ -384,7 +384,7 @@ describe('backend spans without a proxy in front', () => {
   it('no pyroscope.profile.id when profiling is off or ENABLE_DYNAMIC_TAGS=false', async () => {
     const noSpanLabels = await startProfiler({
       ...loadConfig({
-        PYROSCOPE_SERVER_ADDRESS: pyroscope.url,
+        TAGGING_ENDPOINT: pyroscope.url,
         PYROSCOPE_UPLOAD_RATE: '60',
         ENABLE_DYNAMIC_TAGS: 'false',
       }).profiling,
@@ -434,11 +434,12 @@ describe('the backend process', () => {
       OTEL_SERVICE_NAME: 'inventory-under-test',
       // Longer than the test: only the shutdown flush can deliver these spans.
       OTEL_BSP_SCHEDULE_DELAY: '600000',
+      ENABLE_PROFILING: 'false',
     });
     try {
       const port = await backend.ready();
       const off = await backend.waitForLog((line) => line.msg?.startsWith('profiling off') === true);
-      assert.equal(off.msg, 'profiling off: PYROSCOPE_SERVER_ADDRESS is not set');
+      assert.equal(off.msg, 'profiling off: ENABLE_PROFILING=false');
       const traceId = newTraceId();
       const parent = newSpanId();
       const response = await fetch(`http://127.0.0.1:${port}/products`, {

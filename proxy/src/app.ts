@@ -19,6 +19,9 @@ import { createUpstream } from './upstream.ts';
 import { labelSchemeDescription } from './labels.ts';
 import { disabledProfiler, profilerSettingsFromConfig, startProfiler } from './profiling/index.ts';
 import type { Profiler } from './profiling/index.ts';
+import { createProfileRelay } from './profile-relay.ts';
+import { startRuntimeTelemetry } from './runtime-telemetry.ts';
+import type { ProfileRelay } from './profile-relay.ts';
 
 export interface ProxyApp {
   readonly config: ProxyConfig;
@@ -26,6 +29,8 @@ export interface ProxyApp {
   readonly tracing: Tracing;
   /** Off until start(); then running, or off when no Pyroscope server is configured. */
   readonly profiler: Profiler;
+  /** The pod's tagging endpoint: to Pyroscope, or the local store. */
+  readonly relay: ProfileRelay;
   readonly handler: ProxyHandler;
   readonly server: Server;
   readonly admin: Server;
@@ -42,6 +47,8 @@ export interface ProxyAppOptions {
 }
 
 const DROP_LOG_INTERVAL_MS = 60_000;
+/** At shutdown, queued profiles get this long to reach Pyroscope. */
+const RELAY_CLOSE_MS = 3_000;
 
 export function createProxyApp(config: ProxyConfig, options: ProxyAppOptions): ProxyApp {
   const { logger } = options;
@@ -70,6 +77,12 @@ export function createProxyApp(config: ProxyConfig, options: ProxyAppOptions): P
   });
 
   const profilerSettings = profilerSettingsFromConfig(config, { serviceName: config.OTEL_SERVICE_NAME });
+  const relay = createProfileRelay(config, metrics, logger);
+  const runtime = startRuntimeTelemetry(config, {
+    logger,
+    meterName: 'spanscope-proxy',
+    registry: metrics.registry,
+  });
   // Replaced by the running profiler in start(); until then requests are simply unlabelled.
   let profiler: Profiler = disabledProfiler(profilerSettings, logger);
 
@@ -118,6 +131,10 @@ export function createProxyApp(config: ProxyConfig, options: ProxyAppOptions): P
     isReady: () => ready,
     backendReachable: () => upstream.reachable(),
     labels: () => labelSchemeDescription(profiler.switches),
+    ingest: (query, contentType, body) => {
+      relay.ingest(query, contentType, body);
+    },
+    debugPprof: (query) => relay.debugPprof(query),
   });
 
   const listen = (target: Server, host: string, wanted: number) =>
@@ -148,9 +165,11 @@ export function createProxyApp(config: ProxyConfig, options: ProxyAppOptions): P
     await profiler.stop().catch((error: unknown) => {
       logger.warn({ err: error }, 'stopping the profiler failed');
     });
+    await relay.close(RELAY_CLOSE_MS);
     await tracing.shutdown().catch((error: unknown) => {
       logger.warn({ err: error }, 'flushing spans at shutdown failed');
     });
+    await runtime.shutdown();
     await upstream.close();
     const adminClosed = new Promise<void>((resolve) => admin.close(() => resolve()));
     admin.closeAllConnections();
@@ -165,11 +184,18 @@ export function createProxyApp(config: ProxyConfig, options: ProxyAppOptions): P
     get profiler() {
       return profiler;
     },
+    relay,
     handler,
     server,
     admin,
     async start() {
-      profiler = await startProfiler({ ...profilerSettings, logger });
+      // The proxy's own profiles take the tagging endpoint's path in-process.
+      profiler = await startProfiler({
+        ...profilerSettings,
+        logger,
+        sink: (upload) => relay.take(upload),
+        shouldUpload: () => runtime.gate.isOpen(),
+      });
       const adminPort = await listen(admin, config.ADMIN_HOST, config.ADMIN_PORT);
       port = await listen(server, config.PROXY_HOST, config.PROXY_PORT);
       ready = true;

@@ -32,6 +32,16 @@ const httpUrl = (fallback: string) =>
 
 const nonEmpty = z.string().trim().min(1, 'expected a non-empty string');
 
+const wholeNumber = (min: number, max: number, fallback: number, unit: string) => {
+  const message = `expected a whole number of ${unit} from ${String(min)} to ${String(max)}`;
+  return z.coerce
+    .number({ error: message })
+    .int(message)
+    .min(min, message)
+    .max(max, message)
+    .default(fallback);
+};
+
 const samplers = [
   'always_on',
   'always_off',
@@ -89,6 +99,13 @@ export function otelConfigShape(defaultServiceName: string) {
         .max(1, 'expected a sampling ratio from 0 to 1')
         .optional(),
     ),
+    OTEL_METRICS_EXPORTER: blankAsUnset(
+      z.enum(['otlp', 'console', 'none'], { error: 'expected one of otlp, console, none' }).default('otlp'),
+    ),
+    OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: blankAsUnset(
+      z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+    ),
+    OTEL_METRIC_EXPORT_INTERVAL: blankAsUnset(positiveMs(60000)),
     OTEL_BSP_MAX_QUEUE_SIZE: blankAsUnset(
       z.coerce
         .number({ error: 'expected a whole number >= 1' })
@@ -130,6 +147,14 @@ export const configSchema = z.object({
     })
     .default('info'),
   ACCESS_LOG: bool(true),
+  // The tagging endpoint (POST /ingest) and, with no PYROSCOPE_SERVER_ADDRESS, the local store.
+  LOCAL_PROFILE_RETENTION_MINUTES: wholeNumber(1, 1440, 15, 'minutes'),
+  LOCAL_PROFILE_MAX_MB: wholeNumber(1, 4096, 64, 'MiB'),
+  PYROSCOPE_QUEUE_MAX_MB: wholeNumber(1, 1024, 32, 'MiB'),
+  // The Downward API's pod, namespace and node names: series tags of every profile of the pod.
+  POD_NAME: nonEmpty.optional(),
+  POD_NAMESPACE: nonEmpty.optional(),
+  NODE_NAME: nonEmpty.optional(),
   ...otelConfigShape('spanscope-proxy'),
   // Pyroscope and the label switches, shared with the backend.
   ...profilingConfigShape,
@@ -169,13 +194,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProxyConfig {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const variable = String(issue?.path[0] ?? 'environment');
-    const value = input[variable];
+    const value = redactPassword(input[variable] ?? '');
     throw new ConfigError(
       variable,
-      `${variable}=${JSON.stringify(value ?? '')} is invalid: ${issue?.message ?? 'unknown problem'}`,
+      `${variable}=${JSON.stringify(value)} is invalid: ${issue?.message ?? 'unknown problem'}`,
     );
   }
   return deepFreeze(parsed.data);
+}
+
+/** A URL's password is never echoed in an error line. */
+function redactPassword(value: string): string {
+  return value.replace(/(\/\/[^:@/\s]*):[^@/\s]*@/, '$1:***@');
 }
 
 function deepFreeze<T>(value: T): T {

@@ -7,7 +7,11 @@ export type SpanscopeErrorCode =
   | 'SPANSCOPE_ERR_UPSTREAM_TIMEOUT'
   | 'SPANSCOPE_ERR_UPSTREAM_RESET'
   | 'SPANSCOPE_ERR_CLIENT_ABORT'
-  | 'SPANSCOPE_ERR_LABEL';
+  | 'SPANSCOPE_ERR_LABEL'
+  | 'SPANSCOPE_ERR_INGEST'
+  | 'SPANSCOPE_ERR_PROFILE_QUERY'
+  | 'SPANSCOPE_ERR_PROFILE_MERGE'
+  | 'SPANSCOPE_ERR_PROFILE_STORE';
 
 export class SpanscopeError extends Error {
   readonly code: SpanscopeErrorCode;

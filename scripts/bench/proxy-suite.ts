@@ -134,6 +134,7 @@ function spanscope(name: string, description: string, full: boolean, profiled = 
         ADMIN_PORT: String(adminPort),
         BACKEND_URL: ctx.backendUrl,
         LOG_LEVEL: 'warn',
+        ENABLE_PROFILING: profiled ? 'true' : 'false',
       });
       if (full) {
         if (ctx.sinkPort === undefined) return { skip: 'the OTLP sink is not running' };

@@ -4,38 +4,20 @@
 // processes' profiles carry the proxy's names for it.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startOtlpReceiver } from '../../proxy/test/support/otlp-receiver.ts';
 import type { OtlpReceiver } from '../../proxy/test/support/otlp-receiver.ts';
-import { freePort } from '../../proxy/test/support/proxy-process.ts';
 import { startPyroscopeReceiver } from '../../proxy/test/support/pyroscope-receiver.ts';
 import type { DecodedSample, PyroscopeReceiver } from '../../proxy/test/support/pyroscope-receiver.ts';
-
-const root = fileURLToPath(new URL('../..', import.meta.url));
-
-async function waitFor(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if ((await fetch(url)).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`${url} not ready within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { startNpmStart } from './support/npm-start.ts';
+import type { NpmStart } from './support/npm-start.ts';
 
 describe('end to end: client → proxy → backend → database', () => {
   let otlp: OtlpReceiver;
   let pyroscope: PyroscopeReceiver;
-  let child: ChildProcess;
-  let output = '';
+  let app: NpmStart;
   let proxyUrl: string;
   let dir: string;
 
@@ -52,44 +34,20 @@ describe('end to end: client → proxy → backend → database', () => {
         { method: 'GET', path: '/product/{id}', handler: 'catalog_item' },
       ]),
     );
-    const [proxyPort, adminPort, backendPort] = [await freePort(), await freePort(), await freePort()];
-    proxyUrl = `http://127.0.0.1:${proxyPort}`;
-    child = spawn(process.execPath, ['scripts/start.ts'], {
-      cwd: root,
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        PROXY_HOST: '127.0.0.1',
-        PROXY_PORT: String(proxyPort),
-        ADMIN_PORT: String(adminPort),
-        BACKEND_PORT: String(backendPort),
-        BACKEND_URL: `http://127.0.0.1:${backendPort}`,
-        ROUTES_FILE: routes,
-        DATABASE_URL: 'sqlite::memory:',
-        SEED_SAMPLE_DATA: 'true',
-        OTEL_TRACES_EXPORTER: 'otlp',
-        OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
-        OTEL_BSP_SCHEDULE_DELAY: '200',
-        PYROSCOPE_SERVER_ADDRESS: pyroscope.url,
-        PYROSCOPE_UPLOAD_RATE: '1',
-        ACCESS_LOG: 'false',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    app = await startNpmStart({
+      ROUTES_FILE: routes,
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+      OTEL_BSP_SCHEDULE_DELAY: '200',
+      PYROSCOPE_SERVER_ADDRESS: pyroscope.url,
+      PYROSCOPE_UPLOAD_RATE: '1',
     });
-    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-    await waitFor(`http://127.0.0.1:${adminPort}/readyz`, 20_000);
+    proxyUrl = app.proxyUrl;
   });
 
   after(async () => {
-    if (child.exitCode === null) {
-      // SIGTERM, not SIGKILL: start.ts must stop the backend and the proxy it runs, or they outlive the test.
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    // SIGTERM, not SIGKILL: start.ts must stop the backend and the proxy it runs, or they outlive the test.
+    await app.stop();
     await otlp.close();
     await pyroscope.close();
     rmSync(dir, { recursive: true, force: true });
@@ -97,7 +55,7 @@ describe('end to end: client → proxy → backend → database', () => {
 
   it('makes one trace: the backend SERVER span is a child of the proxy span, DB CLIENT spans below it', async () => {
     const res = await fetch(`${proxyUrl}/product/2`, { headers: { 'user-agent': 'curl/8.5.0' } });
-    assert.equal(res.status, 200, output);
+    assert.equal(res.status, 200, app.output());
     const [, traceId, proxySpanId] = (res.headers.get('traceresponse') ?? '').split('-');
     const spans = await otlp.waitForSpans({ where: (s) => s.traceId === traceId, count: 3 }, 10_000);
     const proxySpan = spans.find((s) => s.resource['service.name'] === 'spanscope-proxy');

@@ -35,14 +35,21 @@ process.on('exit', () => {
 });
 
 /**
- * Starts the backend with exactly `env` (plus PATH, and OTEL_TRACES_EXPORTER=none unless given), so
+ * Starts the backend with exactly `env` (plus PATH, and OTEL_TRACES_EXPORTER=none and ENABLE_PROFILING=false unless given), so
  * the caller's environment cannot leak in.
  */
 export function spawnBackend(env: Record<string, string>, cwd: string = PACKAGE_DIR): BackendProcess {
   const child = spawn(process.execPath, [MAIN_SCRIPT], {
     cwd,
-    // No trace export unless a test asks for it: nothing listens on the default collector port.
-    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', OTEL_TRACES_EXPORTER: 'none', ...env },
+    // No trace export and no profiler unless a test asks: nothing listens on the default ports.
+    env: {
+      PATH: process.env.PATH ?? '',
+      LOG_LEVEL: 'info',
+      OTEL_TRACES_EXPORTER: 'none',
+      OTEL_METRICS_EXPORTER: 'none',
+      ENABLE_PROFILING: 'false',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   liveChildren.add(child);

@@ -26,16 +26,35 @@ const switchVar = (fallback: boolean) =>
 
 const optionalString = z.preprocess(unsetIfBlank, z.string().optional());
 
+const PERCENT_MESSAGE = 'expected a percentage greater than 0 and at most 100';
+const percentVar = (fallback: number) =>
+  z.preprocess(
+    unsetIfBlank,
+    z
+      .string()
+      .trim()
+      .regex(/^\d{1,3}(\.\d+)?$/, PERCENT_MESSAGE)
+      .transform(Number)
+      .refine((n) => n > 0 && n <= 100, PERCENT_MESSAGE)
+      .optional()
+      .default(fallback),
+  );
 const UPLOAD_RATE_MESSAGE = 'expected a whole number of seconds >= 1';
 const MAX_UPLOAD_RATE_SECONDS = 3600;
 
 /** Spread into a `z.object({...})`; every key is a variable of `.env.profiling`. */
 export const profilingConfigShape = {
+  /** Off: no profiler at all in this process (no sampling cost, no uploads). */
+  ENABLE_PROFILING: switchVar(true),
   /** Where profiles are pushed (`/ingest` is appended). Unset: profiling off. */
   PYROSCOPE_SERVER_ADDRESS: z.preprocess(
     unsetIfBlank,
     z
       .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
+      .refine((value) => {
+        const url = new URL(value);
+        return url.username === '' && url.password === '';
+      }, 'expected a URL without user:password (use PYROSCOPE_BASIC_AUTH_USER/_PASSWORD)')
       .transform((value) => value.replace(/\/+$/, ''))
       .optional(),
   ),
@@ -74,6 +93,16 @@ export const profilingConfigShape = {
   ENABLE_USER_AGENT_PROFILING: switchVar(true),
   ENABLE_DYNAMIC_TAGS: switchVar(true),
   ENABLE_TRACE_ID_LABEL: switchVar(false),
+  /** Upload only while CPU or memory use is above its threshold (percent of the cgroup limit, else the host). */
+  ENABLE_CONDITIONAL_PROFILING: switchVar(false),
+  CPU_THRESHOLD_FOR_PROFILING: percentVar(20),
+  MEMORY_THRESHOLD_FOR_PROFILING: percentVar(50),
+  /** Full file paths and line numbers in frame names (true) or bare function names (false). */
+  ENABLE_DETAILED_STACK_TRACES: switchVar(true),
+  /** Event-loop delay and utilization, heap and GC as OTel metrics (and on the proxy's /metrics). */
+  INCLUDE_RUNTIME_INFO: switchVar(true),
+  /** Node has no goroutines: the nearest thing, and what this turns on, is the heap (allocation) profile. */
+  ENABLE_GOROUTINE_PROFILING: switchVar(false),
 };
 
 export const profilingConfigSchema = z.object(profilingConfigShape);
@@ -91,6 +120,18 @@ export interface ProfilerSettings {
   readonly tenantId?: string | undefined;
   readonly uploadRateSeconds: number;
   readonly switches: LabelSwitches;
+  /** ENABLE_PROFILING: false means no profiler at all. */
+  readonly enabled?: boolean;
+  /** ENABLE_DETAILED_STACK_TRACES: `/full/path.ts:function:line` frames, else bare function names. */
+  readonly detailedStackTraces?: boolean;
+  /** ENABLE_GOROUTINE_PROFILING: a heap profile beside the wall/CPU one. */
+  readonly heapProfile?: boolean;
+  /** ENABLE_CONDITIONAL_PROFILING and its thresholds (percent). */
+  readonly conditional?: {
+    readonly enabled: boolean;
+    readonly cpuThresholdPercent: number;
+    readonly memoryThresholdPercent: number;
+  };
   /** Sampling period in µs (default 10,000 = 100 Hz). */
   readonly samplingIntervalMicros?: number;
 }
@@ -137,6 +178,14 @@ export function profilerSettingsFromConfig(
     tenantId: config.PYROSCOPE_TENANT_ID,
     uploadRateSeconds: config.PYROSCOPE_UPLOAD_RATE,
     switches: labelSwitches(config),
+    enabled: config.ENABLE_PROFILING,
+    detailedStackTraces: config.ENABLE_DETAILED_STACK_TRACES,
+    heapProfile: config.ENABLE_GOROUTINE_PROFILING,
+    conditional: {
+      enabled: config.ENABLE_CONDITIONAL_PROFILING,
+      cpuThresholdPercent: config.CPU_THRESHOLD_FOR_PROFILING,
+      memoryThresholdPercent: config.MEMORY_THRESHOLD_FOR_PROFILING,
+    },
   };
 }
 

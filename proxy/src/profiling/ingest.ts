@@ -4,6 +4,7 @@
 // application/octet-stream, `Authorization: Bearer|Basic`, `X-Scope-OrgID`. Function names get
 // the SDK's `./path:name:line` form so flamegraphs look like any other Node.js service's.
 import type * as Pprof from '@datadog/pprof';
+import type { ProfileUpload } from './upload.ts';
 
 /** A collected profile, as @datadog/pprof builds it (its own pprof-format copy: CommonJS). */
 type Profile = ReturnType<typeof Pprof.time.stop>;
@@ -22,6 +23,8 @@ export interface IngestWindow {
   readonly from: Date;
   readonly until: Date;
   readonly sampleRate: number;
+  /** Default `nodespy`; a relayed upload keeps its sender's. */
+  readonly spyName?: string;
 }
 
 /** `app{k=v,...}`: the series name the ingest API expects. */
@@ -35,7 +38,7 @@ export function ingestUrl(target: IngestTarget, window: IngestWindow): string {
   url.searchParams.append('format', 'pprof');
   url.searchParams.append('from', String(Math.floor(window.from.getTime() / 1000)));
   url.searchParams.append('name', seriesName(target.applicationName, target.tags));
-  url.searchParams.append('spyName', 'nodespy');
+  url.searchParams.append('spyName', window.spyName ?? 'nodespy');
   url.searchParams.append('until', String(Math.floor(window.until.getTime() / 1000)));
   url.searchParams.append('sampleRate', String(window.sampleRate));
   return url.toString();
@@ -53,8 +56,20 @@ export function ingestHeaders(target: IngestTarget): Record<string, string> {
   return headers;
 }
 
-/** The SDK's post-processing: Go sample-type names and `./file:function:line` frame names. */
-export function prepareProfile(profile: Profile, cwd: string = process.cwd()): Profile {
+export interface PrepareOptions {
+  /**
+   * ENABLE_DETAILED_STACK_TRACES. True: `/full/path/file.ts:function:line` (Node 24 runs the
+   * TypeScript itself, type stripping keeps every position, so these are the .ts lines). False:
+   * the bare function name, file and line cleared, so a function's samples merge into one frame.
+   */
+  readonly detailed?: boolean;
+  /** Stripped from paths in the SDK's `./path` form; unused when `detailed`. */
+  readonly cwd?: string;
+}
+
+/** Go sample-type names, and frame names in the form ENABLE_DETAILED_STACK_TRACES asks for. */
+export function prepareProfile(profile: Profile, options: PrepareOptions = {}): Profile {
+  const detailed = options.detailed ?? true;
   const strings = profile.stringTable.strings;
   for (const valueType of profile.sampleType) {
     if (strings[Number(valueType.type)] === 'sample') valueType.type = profile.stringTable.dedup('samples');
@@ -63,15 +78,35 @@ export function prepareProfile(profile: Profile, cwd: string = process.cwd()): P
   for (const location of profile.location) {
     for (const line of location.line) {
       const fn = profile.function[Number(line.functionId) - 1];
-      if (fn === undefined || renamed.has(fn)) continue;
+      if (fn === undefined) continue;
+      if (!detailed) {
+        line.line = 0;
+        if (renamed.has(fn)) continue;
+        fn.filename = 0;
+        fn.startLine = 0;
+        renamed.add(fn);
+        continue;
+      }
+      if (renamed.has(fn)) continue;
       const name = strings[Number(fn.name)] ?? '';
       if (name.includes(':') && !name.startsWith('(anonymous')) continue;
-      const file = (strings[Number(fn.filename)] ?? '').replace(cwd, '.');
+      let file = strings[Number(fn.filename)] ?? '';
+      if (file.startsWith('file://')) file = file.slice('file://'.length);
+      if (options.cwd !== undefined) file = file.replace(options.cwd, '.');
       fn.name = profile.stringTable.dedup(`${file}:${name}:${String(line.line)}`);
       renamed.add(fn);
     }
   }
   return profile;
+}
+
+/** `POST {server}/ingest?...` with `upload`; rejects with a short reason like `pushProfile`. */
+export function pushUpload(target: IngestTarget, upload: ProfileUpload): Promise<void> {
+  return pushProfile(
+    { ...target, applicationName: upload.applicationName, tags: upload.tags },
+    { from: upload.from, until: upload.until, sampleRate: upload.sampleRate, spyName: upload.spyName },
+    upload.body,
+  );
 }
 
 /** POSTs an encoded profile; rejects with a short reason on a network error, timeout or non-2xx answer. */

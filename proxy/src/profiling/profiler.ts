@@ -24,8 +24,9 @@ import {
 } from '../labels.ts';
 import type { LabelSwitches, ProfileLabels } from '../labels.ts';
 import type { ProfilerSettings } from './config.ts';
-import { prepareProfile, pushProfile } from './ingest.ts';
+import { prepareProfile, pushUpload } from './ingest.ts';
 import type { IngestTarget } from './ingest.ts';
+import type { ProfileUpload } from './upload.ts';
 
 /** The subset of a pino logger the profiler writes to. */
 export interface ProfilerLogger {
@@ -37,6 +38,13 @@ export interface StartProfilerOptions extends ProfilerSettings {
   readonly logger: ProfilerLogger;
   /** Extra series tags added to every upload (names must match the label name rule). */
   readonly tags?: Readonly<Record<string, string>>;
+  /**
+   * Where collected profiles go instead of an HTTP push to `serverAddress`: the proxy hands its
+   * own profiles to its tagging endpoint in-process. Rejections are logged like failed uploads.
+   */
+  readonly sink?: (upload: ProfileUpload) => Promise<void>;
+  /** Asked at each collection (ENABLE_CONDITIONAL_PROFILING): false discards the profile. */
+  readonly shouldUpload?: () => boolean;
 }
 
 /** What the proxy or the backend knows about a request when it starts handling it. */
@@ -69,6 +77,8 @@ export interface ProfilerStatus {
   readonly uploads: number;
   readonly failedUploads: number;
   readonly droppedProfiles: number;
+  /** Profiles collected while conditional profiling held uploads back. */
+  readonly skippedProfiles: number;
 }
 
 export interface Profiler {
@@ -102,6 +112,7 @@ export interface Profiler {
 }
 
 type TimeApi = typeof Pprof.time;
+type HeapApi = typeof Pprof.heap;
 type EncodeFn = typeof Pprof.encode;
 
 const MICROS_PER_SECOND = 1_000_000;
@@ -113,6 +124,9 @@ const TRACE_ID = /^[0-9a-f]{32}$/;
 const ZERO_SPAN_ID = '0'.repeat(16);
 const ZERO_TRACE_ID = '0'.repeat(32);
 const MIN_UPLOAD_TIMEOUT_MS = 5_000;
+/** The SDK's heap defaults: a sample every 512 KiB allocated, 64 frames deep. */
+const HEAP_INTERVAL_BYTES = 512 * 1024;
+const HEAP_STACK_DEPTH = 64;
 
 /** The profiler that is running in this process (pprof is process-wide). */
 let active: Engine | undefined;
@@ -143,7 +157,11 @@ class ProfilerHandle implements Profiler {
   private readonly warned = new Set<string>();
   // Owner only: the collection and upload loop.
   private encode: EncodeFn | undefined;
+  private heap: HeapApi | undefined;
   private target: IngestTarget | undefined;
+  private send: ((upload: ProfileUpload) => Promise<void>) | undefined;
+  private shouldUpload: () => boolean = () => true;
+  private detailedStackTraces = true;
   private timer: NodeJS.Timeout | undefined;
   private windowStart = new Date();
   private sampleRate = 100;
@@ -152,6 +170,7 @@ class ProfilerHandle implements Profiler {
   private uploads = 0;
   private failedUploads = 0;
   private droppedProfiles = 0;
+  private skippedProfiles = 0;
   private stopping: Promise<void> | undefined;
 
   constructor(settings: ProfilerSettings, logger: ProfilerLogger) {
@@ -168,6 +187,7 @@ class ProfilerHandle implements Profiler {
       uploads: this.uploads,
       failedUploads: this.failedUploads,
       droppedProfiles: this.droppedProfiles,
+      skippedProfiles: this.skippedProfiles,
     };
   }
 
@@ -179,12 +199,19 @@ class ProfilerHandle implements Profiler {
 
   /** Starts pprof and the upload loop; on any failure logs one line and stays off. */
   async start(options: StartProfilerOptions): Promise<this> {
-    if (options.serverAddress === undefined) {
+    if (options.enabled === false) {
       options.logger.info(
         { profiling: false, application: this.applicationName },
-        'profiling off: PYROSCOPE_SERVER_ADDRESS is not set',
+        'profiling off: ENABLE_PROFILING=false',
       );
-      return this.off('PYROSCOPE_SERVER_ADDRESS is not set');
+      return this.off('ENABLE_PROFILING=false');
+    }
+    if (options.serverAddress === undefined && options.sink === undefined) {
+      options.logger.info(
+        { profiling: false, application: this.applicationName },
+        'profiling off: no server to upload to',
+      );
+      return this.off('no server to upload to');
     }
     if (active !== undefined) return this.share(active);
     let pprof: typeof Pprof;
@@ -236,14 +263,24 @@ class ProfilerHandle implements Profiler {
         'profile labels off: they cannot follow async work in this Node.js (is AsyncContextFrame disabled?); profiles are uploaded without labels',
       );
     }
+    if (options.heapProfile === true) {
+      try {
+        pprof.heap.start(HEAP_INTERVAL_BYTES, HEAP_STACK_DEPTH);
+        this.heap = pprof.heap;
+      } catch (error) {
+        this.logger.warn({ err: error }, 'heap profile off: the heap profiler failed to start');
+      }
+    }
     this.time = time;
     this.encode = pprof.encode;
     this.sampleRate = Math.ceil(MICROS_PER_SECOND / intervalMicros);
-    this.target = {
-      serverAddress: options.serverAddress,
+    this.detailedStackTraces = options.detailedStackTraces ?? true;
+    if (options.shouldUpload !== undefined) this.shouldUpload = options.shouldUpload;
+    const target: IngestTarget = {
+      serverAddress: options.serverAddress ?? '',
       applicationName: this.applicationName,
+      // The SDK's own series tags, so a process reads the same in Pyroscope whichever client sent it.
       tags: {
-        'otel.scope.name': 'spanscope',
         'process.runtime.name': 'nodejs',
         'process.runtime.version': process.versions.node,
         ...options.tags,
@@ -253,6 +290,8 @@ class ProfilerHandle implements Profiler {
       tenantId: options.tenantId,
       timeoutMs: Math.max(MIN_UPLOAD_TIMEOUT_MS, options.uploadRateSeconds * 1000),
     };
+    this.target = target;
+    this.send = options.sink ?? ((upload) => pushUpload(target, upload));
     this.windowStart = new Date();
     this.timer = setInterval(() => {
       void this.flush();
@@ -265,7 +304,8 @@ class ProfilerHandle implements Profiler {
       {
         profiling: true,
         application: this.applicationName,
-        server: options.serverAddress,
+        server: options.serverAddress ?? 'in-process',
+        heap: this.heap !== undefined,
         upload_rate_s: options.uploadRateSeconds,
         labels: labelsWork,
         switches: this.switches,
@@ -419,19 +459,26 @@ class ProfilerHandle implements Profiler {
   private collectAndPush(restart: boolean): Promise<void> {
     const time = this.time;
     const encode = this.encode;
+    const send = this.send;
     const target = this.target;
-    if (active?.owner !== this || time === undefined || encode === undefined || target === undefined) {
+    if (active?.owner !== this || time === undefined || encode === undefined || send === undefined) {
       return Promise.resolve();
     }
     const window = { from: this.windowStart, until: new Date(), sampleRate: this.sampleRate };
-    let profile: ReturnType<TimeApi['stop']>;
+    const profiles: { profile: ReturnType<TimeApi['stop']>; sampleRate: number }[] = [];
     try {
-      profile = time.stop(restart, generateLabels);
+      profiles.push({ profile: time.stop(restart, generateLabels), sampleRate: window.sampleRate });
+      // The heap profile is a snapshot of live allocations; its "rate" is the SDK's constant.
+      if (this.heap !== undefined) profiles.push({ profile: this.heap.profile(), sampleRate: 100 });
     } catch (error) {
       this.warnOnce('collect', { err: error }, 'collecting the profile failed; profiling continues');
-      return Promise.resolve();
+      if (profiles.length === 0) return Promise.resolve();
     }
     this.windowStart = window.until;
+    if (!this.shouldUpload()) {
+      this.skippedProfiles++;
+      return Promise.resolve();
+    }
     if (this.inFlight !== undefined) {
       // The previous upload has not finished within an upload period: keep memory bounded.
       this.droppedProfiles++;
@@ -442,21 +489,32 @@ class ProfilerHandle implements Profiler {
       );
       return this.inFlight;
     }
+    const server = target?.serverAddress === '' ? 'in-process' : target?.serverAddress;
     const upload = (async () => {
       try {
-        const body = await encode(prepareProfile(profile));
-        await pushProfile(target, window, body);
-        this.uploads++;
+        for (const { profile, sampleRate } of profiles) {
+          const body = await encode(prepareProfile(profile, { detailed: this.detailedStackTraces }));
+          await send({
+            applicationName: this.applicationName,
+            tags: target?.tags ?? {},
+            from: window.from,
+            until: window.until,
+            sampleRate,
+            spyName: 'nodespy',
+            body,
+          });
+          this.uploads++;
+        }
         if (this.uploadFailing) {
           this.uploadFailing = false;
-          this.logger.info({ server: target.serverAddress }, 'profile uploads succeed again');
+          this.logger.info({ server }, 'profile uploads succeed again');
         }
       } catch (error) {
         this.failedUploads++;
         if (!this.uploadFailing) {
           this.uploadFailing = true;
           this.logger.warn(
-            { err: error, server: target.serverAddress },
+            { err: error, server },
             'profile upload failed; further failures are not logged until an upload succeeds',
           );
         }
@@ -483,6 +541,13 @@ class ProfilerHandle implements Profiler {
     this.timer = undefined;
     while (this.inFlight !== undefined) await this.inFlight;
     await this.collectAndPush(false);
+    if (this.heap !== undefined) {
+      try {
+        this.heap.stop();
+      } catch {
+        // Already stopped: nothing left to release.
+      }
+    }
     active = undefined;
   }
 }

@@ -2,9 +2,11 @@
 // `POST /v1/traces` as binary protobuf (application/x-protobuf) or OTLP/JSON (application/json),
 // optionally gzip-compressed, decodes every span into a plain `DecodedSpan`, and answers with an
 // empty ExportTraceServiceResponse in the request's encoding. `setBehaviour` turns it into a
-// failing or slow collector for tests of the proxy's export path.
+// failing or slow collector for tests of the proxy's export path. The OTLP pieces every signal
+// shares (common and resource protos, attribute values, encodings, the loopback server) are
+// exported for the metrics receiver.
 import { createServer } from 'node:http';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import protobuf from 'protobufjs';
@@ -127,19 +129,31 @@ message ExportTracePartialSuccess {
 }
 `;
 
-function loadOtlpTypes(): { request: protobuf.Type; response: protobuf.Type } {
-  const root = new protobuf.Root();
-  for (const source of [COMMON_PROTO, RESOURCE_PROTO, TRACE_PROTO, TRACE_SERVICE_PROTO]) {
-    protobuf.parse(source, root);
-  }
-  root.resolveAll();
-  return {
-    request: root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest'),
-    response: root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse'),
-  };
+export interface OtlpServiceTypes {
+  readonly request: protobuf.Type;
+  readonly response: protobuf.Type;
 }
 
-const OTLP = loadOtlpTypes();
+/**
+ * Parses COMMON_PROTO and RESOURCE_PROTO plus one signal's protos, and looks up that signal's
+ * Export…ServiceRequest and Export…ServiceResponse by their fully qualified names.
+ */
+export function loadOtlpTypes(
+  signalProtos: readonly string[],
+  requestType: string,
+  responseType: string,
+): OtlpServiceTypes {
+  const root = new protobuf.Root();
+  for (const source of [COMMON_PROTO, RESOURCE_PROTO, ...signalProtos]) protobuf.parse(source, root);
+  root.resolveAll();
+  return { request: root.lookupType(requestType), response: root.lookupType(responseType) };
+}
+
+const OTLP = loadOtlpTypes(
+  [TRACE_PROTO, TRACE_SERVICE_PROTO],
+  'opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest',
+  'opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse',
+);
 
 export type DecodedSpanKind = 'UNSPECIFIED' | 'INTERNAL' | 'SERVER' | 'CLIENT' | 'PRODUCER' | 'CONSUMER';
 export type DecodedStatusCode = 'UNSET' | 'OK' | 'ERROR';
@@ -256,7 +270,7 @@ export interface OtlpReceiver {
 // numbers or names). Both use lowerCamelCase field names.
 
 type WireBytes = Uint8Array | string;
-type WireLong = bigint | string | number;
+export type WireLong = bigint | string | number;
 
 interface WireAnyValue {
   stringValue?: string;
@@ -268,7 +282,7 @@ interface WireAnyValue {
   bytesValue?: WireBytes;
 }
 
-interface WireKeyValue {
+export interface WireKeyValue {
   key?: string;
   value?: WireAnyValue;
 }
@@ -339,7 +353,7 @@ function toHex(id: WireBytes | undefined): string | undefined {
   return hex === '' ? undefined : hex;
 }
 
-function toBigInt(value: WireLong | undefined): bigint {
+export function toBigInt(value: WireLong | undefined): bigint {
   if (value === undefined) return 0n;
   return typeof value === 'bigint' ? value : BigInt(value);
 }
@@ -360,7 +374,8 @@ function plainValue(value: WireAnyValue | undefined): unknown {
   return undefined;
 }
 
-function plainAttributes(attributes: WireKeyValue[] | undefined): Record<string, unknown> {
+/** OTLP attributes as plain values (int64 as number, bytes as Buffer, kvlist as an object). */
+export function plainAttributes(attributes: WireKeyValue[] | undefined): Record<string, unknown> {
   const result: Record<string, unknown> = {};
   for (const { key, value } of attributes ?? []) {
     result[key ?? ''] = plainValue(value);
@@ -429,14 +444,16 @@ export function decodeExportRequest(body: Buffer, encoding: OtlpEncoding): Decod
   return spans;
 }
 
-function encodingOf(contentType: string | undefined): OtlpEncoding | undefined {
+/** The OTLP encoding a Content-Type names; undefined for anything else. */
+export function encodingOf(contentType: string | undefined): OtlpEncoding | undefined {
   const mediaType = contentType?.split(';')[0]?.trim().toLowerCase();
   if (mediaType === 'application/x-protobuf' || mediaType === 'application/protobuf') return 'protobuf';
   if (mediaType === 'application/json') return 'json';
   return undefined;
 }
 
-function decompress(body: Buffer, contentEncoding: string | undefined): Buffer {
+/** The body as sent before Content-Encoding: identity, gzip or deflate; anything else throws. */
+export function decompress(body: Buffer, contentEncoding: string | undefined): Buffer {
   switch (contentEncoding?.trim().toLowerCase()) {
     case undefined:
     case '':
@@ -455,6 +472,81 @@ function decompress(body: Buffer, contentEncoding: string | undefined): Buffer {
 function describeSpan(span: DecodedSpan): string {
   const parent = span.parentSpanId === undefined ? '' : ` parent=${span.parentSpanId}`;
   return `${span.kind} "${span.name}" trace=${span.traceId} span=${span.spanId}${parent} status=${span.status.code}`;
+}
+
+/**
+ * Answers an OTLP export: a 2xx with an empty Export…ServiceResponse of `types` in the request's
+ * encoding (protobuf when unknown), anything else with `message` as plain text.
+ */
+export function answerExport(
+  res: ServerResponse,
+  status: number,
+  encoding: OtlpEncoding | undefined,
+  types: OtlpServiceTypes,
+  message?: string,
+  headers: OutgoingHttpHeaders = {},
+): void {
+  if (status < 200 || status > 299) {
+    res
+      .writeHead(status, { ...headers, 'content-type': 'text/plain; charset=utf-8' })
+      .end(message ?? `receiver answered ${status}`);
+  } else if (encoding === 'json') {
+    res
+      .writeHead(status, { ...headers, 'content-type': 'application/json' })
+      .end(JSON.stringify(types.response.toObject(types.response.create({}))));
+  } else {
+    res
+      .writeHead(status, { ...headers, 'content-type': 'application/x-protobuf' })
+      .end(types.response.encode(types.response.create({})).finish());
+  }
+}
+
+export interface LoopbackServer {
+  readonly server: Server;
+  readonly port: number;
+  /** e.g. http://127.0.0.1:43123 */
+  readonly url: string;
+  /** Stops listening and drops open connections (a keep-alive exporter would hold it open). */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves `handle` on 127.0.0.1 at a free port. A `handle` that throws answers 500 with the
+ * error's message, or drops the connection when the answer has already begun.
+ */
+export async function serveOnLoopback(
+  handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+): Promise<LoopbackServer> {
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent && !res.destroyed) {
+        res.writeHead(500).end(error instanceof Error ? error.message : String(error));
+      } else {
+        res.destroy();
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    server,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => {
+          if (error) reject(error);
+          else resolve();
+        });
+        server.closeAllConnections();
+      }),
+  };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -483,20 +575,10 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     encoding: OtlpEncoding | undefined,
     message?: string,
   ): void => {
-    const headers: Record<string, string> = {};
-    if (status < 200 || status > 299) {
-      if (behaviour.retryAfter !== undefined) headers['retry-after'] = behaviour.retryAfter;
-      headers['content-type'] = 'text/plain; charset=utf-8';
-      res.writeHead(status, headers).end(message ?? `receiver answered ${status}`);
-      return;
-    }
-    if (encoding === 'json') {
-      headers['content-type'] = 'application/json';
-      res.writeHead(status, headers).end(JSON.stringify(OTLP.response.toObject(OTLP.response.create({}))));
-    } else {
-      headers['content-type'] = 'application/x-protobuf';
-      res.writeHead(status, headers).end(OTLP.response.encode(OTLP.response.create({})).finish());
-    }
+    const failed = status < 200 || status > 299;
+    const headers: OutgoingHttpHeaders =
+      failed && behaviour.retryAfter !== undefined ? { 'retry-after': behaviour.retryAfter } : {};
+    answerExport(res, status, encoding, OTLP, message, headers);
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -569,25 +651,8 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     if (!res.destroyed) respond(res, status, encoding);
   };
 
-  const server: Server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      if (!res.headersSent && !res.destroyed) {
-        res.writeHead(500).end(error instanceof Error ? error.message : String(error));
-      } else {
-        res.destroy();
-      }
-    });
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  const url = `http://127.0.0.1:${port}`;
+  const server = await serveOnLoopback(handle);
+  const { port, url } = server;
 
   const describeArrivals = (): string => {
     const lines = spans.map((span) => `  - ${describeSpan(span)}`);
@@ -666,13 +731,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       for (const waiter of waiters) {
         waiter.reject(new Error(`OTLP receiver closed while waiting for spans; ${describeArrivals()}`));
       }
-      return new Promise<void>((resolve, reject) => {
-        server.close((error) => {
-          if (error) reject(error);
-          else resolve();
-        });
-        server.closeAllConnections();
-      });
+      return server.close();
     },
   };
 }

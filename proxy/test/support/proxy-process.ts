@@ -92,8 +92,8 @@ export interface StartProxyProcessOptions {
 }
 
 /**
- * Starts the proxy on free ports in front of `backendUrl` with tracing export and the access log
- * off, and waits until `/readyz` answers 200. `env` overrides or adds settings.
+ * Starts the proxy on free ports in front of `backendUrl` with tracing export, the access log
+ * and (unless a Pyroscope address is given) profiling off, and waits until `/readyz` answers 200. `env` overrides or adds settings.
  */
 export async function startProxyProcess(
   backendUrl: string,
@@ -108,8 +108,11 @@ export async function startProxyProcess(
     ADMIN_PORT: String(adminPort),
     BACKEND_URL: backendUrl,
     OTEL_TRACES_EXPORTER: 'none',
+    OTEL_METRICS_EXPORTER: 'none',
     ACCESS_LOG: 'false',
     LOG_LEVEL: 'warn',
+    // Profiling only where a test points it at a Pyroscope receiver or asks for it.
+    ENABLE_PROFILING: env.PYROSCOPE_SERVER_ADDRESS === undefined ? 'false' : 'true',
     ...env,
   });
   const { child, exited } = spawned;

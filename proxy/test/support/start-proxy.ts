@@ -36,6 +36,9 @@ export async function startProxy(
     PROXY_PORT: '0',
     ADMIN_PORT: '0',
     OTEL_TRACES_EXPORTER: 'none',
+    OTEL_METRICS_EXPORTER: 'none',
+    // Profiling only where a test points it at a Pyroscope receiver or asks for it.
+    ENABLE_PROFILING: env.PYROSCOPE_SERVER_ADDRESS === undefined ? 'false' : 'true',
     ...env,
   });
   const logs: Record<string, unknown>[] = [];

@@ -1,0 +1,101 @@
+// The README's walkthrough "From a trace id to a flamegraph, with no server", run as written:
+// `npm start` with no Pyroscope (the local profile store), requests through the proxy, the trace
+// id from `traceresponse`, and the admin port's /debug/pprof exports decoded as `go tool pprof`
+// would read them: both processes' samples, filtered by handler, by span and by trace.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeProfile } from '../../proxy/test/support/pyroscope-receiver.ts';
+import type { DecodedSample } from '../../proxy/test/support/pyroscope-receiver.ts';
+import { startNpmStart } from './support/npm-start.ts';
+import type { NpmStart } from './support/npm-start.ts';
+
+const TRACERESPONSE = /^00-([0-9a-f]{32})-([0-9a-f]{16})-0[01]$/;
+
+async function exportOf(
+  adminUrl: string,
+  query: string,
+): Promise<{ status: number; count: string | null; samples: DecodedSample[] }> {
+  const response = await fetch(`${adminUrl}/debug/pprof?${query}`);
+  const body = new Uint8Array(await response.arrayBuffer());
+  if (response.status !== 200) return { status: response.status, count: null, samples: [] };
+  return {
+    status: response.status,
+    count: response.headers.get('x-spanscope-samples'),
+    samples: decodeProfile(body).samples,
+  };
+}
+
+describe('README walkthrough: trace id to flamegraph with the local profile store', () => {
+  let app: NpmStart;
+  /** trace id → the proxy's span id, from each response's traceresponse. */
+  const traces = new Map<string, string>();
+
+  before(async () => {
+    // As in the README: trace_id labels are safe in the local store (no series limit to exhaust).
+    app = await startNpmStart({ PYROSCOPE_UPLOAD_RATE: '1', ENABLE_TRACE_ID_LABEL: 'true' });
+    const until = Date.now() + 4000;
+    await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        while (Date.now() < until) {
+          const response = await fetch(`${app.proxyUrl}/${i % 2 === 0 ? 'products' : 'product/1'}`, {
+            headers: { 'user-agent': 'curl/8.5.0' },
+          });
+          await response.arrayBuffer();
+          const match = TRACERESPONSE.exec(response.headers.get('traceresponse') ?? '');
+          if (match?.[1] !== undefined && match[2] !== undefined) traces.set(match[1], match[2]);
+        }
+      }),
+    );
+    // One upload period, plus one for the backend's push to reach the sidecar.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+  });
+
+  after(async () => {
+    await app.stop();
+  });
+
+  it('returns the trace id to the client in traceresponse', () => {
+    assert.ok(traces.size > 100, `${String(traces.size)} traced requests`);
+  });
+
+  it("serves both processes' profiles by handler, with the backend's database calls", async () => {
+    const backend = await exportOf(app.adminUrl, 'service_name=inventory-backend&handler=get_products');
+    assert.equal(backend.status, 200, app.output());
+    assert.ok(backend.samples.length > 0, 'backend samples for get_products');
+    assert.equal(backend.count, String(backend.samples.length));
+    for (const sample of backend.samples) assert.equal(sample.labels.handler, 'get_products');
+    assert.ok(
+      backend.samples.some(
+        (s) => s.labels.db_operation === 'get_products' && s.labels.component === 'database',
+      ),
+      'inside the database call',
+    );
+    const proxy = await exportOf(app.adminUrl, 'service_name=spanscope-proxy&user_agent=curl');
+    assert.ok(proxy.samples.length > 0, 'proxy samples for curl clients');
+    for (const sample of proxy.samples) assert.equal(sample.labels.user_agent, 'curl');
+  });
+
+  it("finds a request's own samples by the span id and the trace id of its traceresponse", async () => {
+    let bySpan = 0;
+    let bothProcesses = 0;
+    for (const [traceId, proxySpanId] of [...traces].slice(0, 400)) {
+      const span = await exportOf(app.adminUrl, `span_id=${proxySpanId}`);
+      for (const sample of span.samples) assert.equal(sample.labels.span_id, proxySpanId);
+      if (span.samples.length > 0) bySpan++;
+      const proxy = await exportOf(app.adminUrl, `service_name=spanscope-proxy&trace_id=${traceId}`);
+      const backend = await exportOf(app.adminUrl, `service_name=inventory-backend&trace_id=${traceId}`);
+      for (const sample of [...proxy.samples, ...backend.samples])
+        assert.equal(sample.labels.trace_id, traceId);
+      if (proxy.samples.length > 0 && backend.samples.length > 0) bothProcesses++;
+      if (bySpan > 0 && bothProcesses > 0) break;
+    }
+    // Sampling is every 10 ms: most requests are shorter and have no samples; some must.
+    assert.ok(bySpan > 0, "some request's proxy span id names samples");
+    assert.ok(bothProcesses > 0, 'some trace id names samples in both processes');
+  });
+
+  it('refuses an unknown filter with 400', async () => {
+    const answer = await exportOf(app.adminUrl, 'customer_id=1');
+    assert.equal(answer.status, 400);
+  });
+});
