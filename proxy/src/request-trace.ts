@@ -1,7 +1,7 @@
 // Continue the caller's W3C trace or start a new one: one SERVER span per request, named and
 // attributed by OpenTelemetry's stable HTTP semantic conventions.
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import type { Attributes } from '@opentelemetry/api';
+import type { Attributes, SpanContext } from '@opentelemetry/api';
 import type { Exchange } from './exchange.ts';
 import { parseHost, queryOf } from './exchange.ts';
 import type { Tracing } from './tracing.ts';
@@ -21,12 +21,30 @@ export function traceHeadersToDrop(tracing: Tracing): ReadonlySet<string> {
   return tracing.enabled ? TRACE_HEADERS : NO_HEADERS;
 }
 
+type ParsedHost = ReturnType<typeof parseHost>;
+
+// Clients send a handful of distinct Host headers; parsing each once spares a regex per request.
+// Bounded, because the header is the client's to choose.
+const parsedHosts = new Map<string, ParsedHost>();
+const PARSED_HOSTS_LIMIT = 256;
+
+function parsedHost(host: string | undefined): ParsedHost {
+  if (host === undefined) return parseHost(host);
+  let parsed = parsedHosts.get(host);
+  if (parsed === undefined) {
+    parsed = parseHost(host);
+    if (parsedHosts.size >= PARSED_HOSTS_LIMIT) parsedHosts.clear();
+    parsedHosts.set(host, parsed);
+  }
+  return parsed;
+}
+
 export function startRequestSpan(exchange: Exchange, options: TraceStepOptions): void {
   const { tracing } = options;
   if (!tracing.enabled) return;
   const { req, route } = exchange;
   const parent = tracing.extract(req.headers);
-  const host = parseHost(req.headers.host);
+  const host = parsedHost(req.headers.host);
   const attributes: Attributes = {
     'http.request.method': exchange.method,
     'url.path': exchange.path,
@@ -48,16 +66,25 @@ export function startRequestSpan(exchange: Exchange, options: TraceStepOptions):
   // Semantic conventions: `{method} {route}`, or the method alone when no route template is known.
   const method = exchange.method === '_OTHER' ? 'HTTP' : exchange.method;
   const name = route.matched ? `${method} ${route.route}` : method;
-  const span = tracing.tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent);
-  const spanContext = span.spanContext();
+  // Attributes are set after the start rather than passed to it: the SDK validates attributes
+  // given at start twice (once for the sampler, once for the span), set ones once, and no
+  // configured sampler reads them.
+  const span = tracing.tracer.startSpan(name, { kind: SpanKind.SERVER }, parent);
+  span.setAttributes(attributes);
   exchange.span = span;
   exchange.context = trace.setSpan(parent, span);
   tracing.inject(exchange.context, exchange.upstreamHeaders);
-  // Trace Context Level 2: hand the trace id back so a person can copy it from `curl -i`.
+  // Trace Context Level 2: hand the trace id back so a person can copy it from `curl -i`. Its
+  // version-00 form is the traceparent just written for the backend, character for character.
   exchange.responseHeaders.push(
     'traceresponse',
-    `00-${spanContext.traceId}-${spanContext.spanId}-${(spanContext.traceFlags & 0xff).toString(16).padStart(2, '0')}`,
+    exchange.upstreamHeaders.traceparent ?? traceresponseOf(span.spanContext()),
   );
+}
+
+function traceresponseOf(spanContext: SpanContext): string {
+  const flags = (spanContext.traceFlags & 0xff).toString(16).padStart(2, '0');
+  return `00-${spanContext.traceId}-${spanContext.spanId}-${flags}`;
 }
 
 export function endRequestSpan(exchange: Exchange): void {
