@@ -6,10 +6,10 @@
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { listenOnLoopback } from './loopback-server.ts';
 
 /** The JSON body of the default route (and of `/__echo/continue` and `/__echo/delay`). */
 export interface EchoReport {
@@ -182,7 +182,6 @@ function echoWebSocketFrames(socket: Duplex, head: Buffer): void {
 
 export async function startEchoBackend(): Promise<EchoBackend> {
   const received: ReceivedRequest[] = [];
-  const sockets = new Set<Socket>();
   let aborted = 0;
   const abortWaiters = new Set<() => void>();
 
@@ -411,29 +410,17 @@ export async function startEchoBackend(): Promise<EchoBackend> {
     socket.pipe(socket);
   });
 
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const listening = await listenOnLoopback(server);
 
   return {
-    url: `http://127.0.0.1:${port}`,
-    port,
+    url: listening.url,
+    port: listening.port,
     received,
     get aborted() {
       return aborted;
     },
     get activeConnections() {
-      return sockets.size;
+      return listening.openConnections;
     },
     waitForAborted(count, timeoutMs = 5000) {
       return new Promise<void>((resolve, reject) => {
@@ -460,14 +447,7 @@ export async function startEchoBackend(): Promise<EchoBackend> {
       aborted = 0;
     },
     close() {
-      return new Promise<void>((resolve, reject) => {
-        server.close((error) => {
-          if (error) reject(error);
-          else resolve();
-        });
-        server.closeAllConnections();
-        for (const socket of sockets) socket.destroy();
-      });
+      return listening.close();
     },
   };
 }

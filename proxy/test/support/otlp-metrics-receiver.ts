@@ -10,10 +10,10 @@ import {
   encodingOf,
   loadOtlpTypes,
   plainAttributes,
-  serveOnLoopback,
   toBigInt,
 } from './otlp-receiver.ts';
 import type { OtlpEncoding, WireKeyValue, WireLong } from './otlp-receiver.ts';
+import { serveOnLoopback } from './loopback-server.ts';
 
 // The needed subset of opentelemetry-proto's metrics and collector/metrics (common and resource
 // come from the trace receiver), with the upstream package names and field numbers. Exemplars and

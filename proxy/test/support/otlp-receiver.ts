@@ -3,13 +3,12 @@
 // optionally gzip-compressed, decodes every span into a plain `DecodedSpan`, and answers with an
 // empty ExportTraceServiceResponse in the request's encoding. `setBehaviour` turns it into a
 // failing or slow collector for tests of the proxy's export path. The OTLP pieces every signal
-// shares (common and resource protos, attribute values, encodings, the loopback server) are
-// exported for the metrics receiver.
-import { createServer } from 'node:http';
-import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+// shares (common and resource protos, attribute values, encodings) are exported for the metrics
+// receiver.
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import protobuf from 'protobufjs';
+import { serveOnLoopback } from './loopback-server.ts';
 
 // The needed subset of opentelemetry-proto (common, resource, trace, collector/trace), with the
 // upstream package names and field numbers. Fields not listed here are skipped by the decoder.
@@ -499,54 +498,6 @@ export function answerExport(
       .writeHead(status, { ...headers, 'content-type': 'application/x-protobuf' })
       .end(types.response.encode(types.response.create({})).finish());
   }
-}
-
-export interface LoopbackServer {
-  readonly server: Server;
-  readonly port: number;
-  /** e.g. http://127.0.0.1:43123 */
-  readonly url: string;
-  /** Stops listening and drops open connections (a keep-alive exporter would hold it open). */
-  close(): Promise<void>;
-}
-
-/**
- * Serves `handle` on 127.0.0.1 at a free port. A `handle` that throws answers 500 with the
- * error's message, or drops the connection when the answer has already begun.
- */
-export async function serveOnLoopback(
-  handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
-): Promise<LoopbackServer> {
-  const server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      if (!res.headersSent && !res.destroyed) {
-        res.writeHead(500).end(error instanceof Error ? error.message : String(error));
-      } else {
-        res.destroy();
-      }
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    server,
-    port,
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((error) => {
-          if (error) reject(error);
-          else resolve();
-        });
-        server.closeAllConnections();
-      }),
-  };
 }
 
 function sleep(ms: number): Promise<void> {

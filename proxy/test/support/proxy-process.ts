@@ -86,6 +86,37 @@ export function spawnProxyProcess(env: Record<string, string>): {
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
+export interface WaitForReadyOptions {
+  readonly timeoutMs: number;
+  /** True once the process that should answer has exited: waiting further is pointless. */
+  hasExited(): boolean;
+  /** Pause between polls. Default 50 ms. */
+  readonly intervalMs?: number;
+}
+
+/**
+ * Polls `${adminUrl}/readyz` until it answers 200. Says why it stopped rather than throwing, so
+ * each caller can stop its own processes and word the error with the output it collected.
+ */
+export async function waitForReady(
+  adminUrl: string,
+  options: WaitForReadyOptions,
+): Promise<'ready' | 'exited' | 'timed-out'> {
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    if (options.hasExited()) return 'exited';
+    try {
+      const res = await fetch(`${adminUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return 'ready';
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) return 'timed-out';
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 50));
+  }
+}
+
 export interface StartProxyProcessOptions {
   /** How long to wait for `/readyz` to answer 200. Default 10000 ms. */
   readonly readyTimeoutMs?: number;
@@ -127,26 +158,20 @@ export async function startProxyProcess(
   };
 
   const adminUrl = `http://127.0.0.1:${adminPort}`;
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 10_000);
-  for (;;) {
-    if (state.exited) {
-      const { code, signal } = await exited;
-      throw new Error(
-        `proxy exited before it was ready (code ${String(code)}, signal ${String(signal)}): ${spawned.stderr()}`,
-      );
-    }
-    try {
-      const res = await fetch(`${adminUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.status === 200) break;
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) {
-      await kill();
-      throw new Error(`proxy not ready after ${options.readyTimeoutMs ?? 10_000} ms: ${spawned.stderr()}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  const readyTimeoutMs = options.readyTimeoutMs ?? 10_000;
+  const readiness = await waitForReady(adminUrl, {
+    timeoutMs: readyTimeoutMs,
+    hasExited: () => state.exited,
+  });
+  if (readiness === 'exited') {
+    const { code, signal } = await exited;
+    throw new Error(
+      `proxy exited before it was ready (code ${String(code)}, signal ${String(signal)}): ${spawned.stderr()}`,
+    );
+  }
+  if (readiness === 'timed-out') {
+    await kill();
+    throw new Error(`proxy not ready after ${readyTimeoutMs} ms: ${spawned.stderr()}`);
   }
 
   if (child.pid === undefined) throw new Error('proxy child has no pid');

@@ -3,11 +3,10 @@
 // @pyroscope/nodejs 0.6.4 sends it (a gzipped pprof body as application/octet-stream), decodes the profile with `pprof-format`
 // and keeps every sample with its stack and string labels resolved, plus the series name, tags,
 // auth header and tenant of the upload.
-import { createServer } from 'node:http';
-import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
+import { serveOnLoopback } from './loopback-server.ts';
 
 export interface DecodedSample {
   /** Function names, leaf first. */
@@ -203,28 +202,15 @@ export async function startPyroscopeReceiver(): Promise<PyroscopeReceiver> {
     res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? '' : 'rejected by test');
   };
 
-  const server: Server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      if (!res.headersSent) res.writeHead(500).end(String(error));
-      else res.destroy();
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const server = await serveOnLoopback(handle);
 
   const describe = (): string =>
     `${uploads.length} upload(s) [${uploads.map((u) => `${u.kind}:${u.samples.length}`).join(', ')}]` +
     (rejected.length > 0 ? `, rejected: ${rejected.map((r) => r.reason).join('; ')}` : '');
 
   return {
-    url: `http://127.0.0.1:${port}`,
-    port,
+    url: server.url,
+    port: server.port,
     uploads,
     rejected,
     waitForUploads(count, options = {}) {
@@ -262,13 +248,7 @@ export async function startPyroscopeReceiver(): Promise<PyroscopeReceiver> {
     },
     close() {
       for (const waiter of waiters) waiter.fail(new Error(`Pyroscope receiver closed; ${describe()}`));
-      return new Promise<void>((resolve, reject) => {
-        server.close((error) => {
-          if (error) reject(error);
-          else resolve();
-        });
-        server.closeAllConnections();
-      });
+      return server.close();
     },
   };
 }

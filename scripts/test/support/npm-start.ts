@@ -5,7 +5,7 @@
 // none outlives the test.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { freePort, REPO_ROOT } from '../../../proxy/test/support/proxy-process.ts';
+import { freePort, REPO_ROOT, waitForReady } from '../../../proxy/test/support/proxy-process.ts';
 
 export interface NpmStart {
   /** e.g. http://127.0.0.1:43123 */
@@ -75,23 +75,17 @@ export async function startNpmStart(
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
 
   const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
-  const deadline = Date.now() + readyTimeoutMs;
-  for (;;) {
-    if (child.exitCode !== null) {
-      throw new Error(`npm start exited with ${child.exitCode} before it was ready:\n${output}`);
-    }
-    try {
-      const res = await fetch(`${adminUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.status === 200) break;
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) {
-      await stopChild(child);
-      throw new Error(`npm start not ready within ${readyTimeoutMs} ms:\n${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  const readiness = await waitForReady(adminUrl, {
+    timeoutMs: readyTimeoutMs,
+    hasExited: () => child.exitCode !== null,
+    intervalMs: 100,
+  });
+  if (readiness === 'exited') {
+    throw new Error(`npm start exited with ${String(child.exitCode)} before it was ready:\n${output}`);
+  }
+  if (readiness === 'timed-out') {
+    await stopChild(child);
+    throw new Error(`npm start not ready within ${readyTimeoutMs} ms:\n${output}`);
   }
 
   return {
