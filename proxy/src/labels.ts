@@ -82,10 +82,22 @@ const LABEL_ROOT: object = Object.freeze(Object.create(null) as object);
 const KNOWN_NAMES: ReadonlySet<string> = new Set(LABEL_NAMES);
 const SPAN_ID = /^[0-9a-f]{16}$/;
 const TRACE_ID = /^[0-9a-f]{32}$/;
+const ZERO_SPAN_ID = '0'.repeat(16);
+const ZERO_TRACE_ID = '0'.repeat(32);
 // C0 and C1 control characters, DEL, and the Unicode line/paragraph separators.
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g;
 const SERIES_NAME_DELIMITERS = /[{},=]/;
+
+/** A span id as OpenTelemetry writes it and Pyroscope stores it: 16 lowercase hex digits, not all zero. */
+export function isSpanId(value: string): boolean {
+  return SPAN_ID.test(value) && value !== ZERO_SPAN_ID;
+}
+
+/** A trace id as OpenTelemetry writes it: 32 lowercase hex digits, not all zero. */
+export function isTraceId(value: string): boolean {
+  return TRACE_ID.test(value) && value !== ZERO_TRACE_ID;
+}
 
 /**
  * `values` laid over `parent`. For the profiler, which has validated `values` already; everyone
@@ -152,9 +164,9 @@ export function assertLabelName(name: string): asserts name is LabelName {
   }
 }
 
-function hexId(name: string, value: string, pattern: RegExp, digits: number): string {
+function hexId(name: string, value: string, valid: (id: string) => boolean, digits: number): string {
   const id = value.toLowerCase();
-  if (!pattern.test(id) || /^0+$/.test(id)) {
+  if (!valid(id)) {
     throw new LabelError(
       name,
       `profile label ${name} must be ${digits} hex digits, not all zero; got ${JSON.stringify(value)}`,
@@ -174,9 +186,9 @@ export function labelValue(name: LabelName, value: unknown): string {
   }
   switch (name) {
     case 'span_id':
-      return hexId(name, value, SPAN_ID, 16);
+      return hexId(name, value, isSpanId, 16);
     case 'trace_id':
-      return hexId(name, value, TRACE_ID, 32);
+      return hexId(name, value, isTraceId, 32);
     case 'component':
       if ((COMPONENTS as readonly string[]).includes(value)) return value;
       throw new LabelError(

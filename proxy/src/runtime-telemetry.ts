@@ -1,14 +1,13 @@
 // What both processes run beside their spans and profiles: the conditional-profiling gate
 // (ENABLE_CONDITIONAL_PROFILING and its thresholds) and the runtime metrics (INCLUDE_RUNTIME_INFO)
 // over OTLP on the same resource as the spans, plus, for the proxy, the same figures on /metrics.
-import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
-import type { Resource } from '@opentelemetry/resources';
 import type { Registry } from 'prom-client';
 import type { ProxyConfig } from './config.ts';
 import { createProfilingGate } from './profiling/conditional.ts';
 import type { ProfilingGate } from './profiling/conditional.ts';
 import { otlpMetricsUrl, registerRuntimePrometheusMetrics, startRuntimeMetrics } from './runtime-metrics.ts';
 import type { RuntimeMetrics } from './runtime-metrics.ts';
+import { otelResource } from './tracing.ts';
 
 export type RuntimeTelemetryConfig = Pick<
   ProxyConfig,
@@ -38,15 +37,6 @@ export interface RuntimeTelemetry {
   /** Asked by the profiler before each upload. */
   readonly gate: ProfilingGate;
   shutdown(): Promise<void>;
-}
-
-/** The resource spans and metrics share: OTEL_RESOURCE_ATTRIBUTES with OTEL_SERVICE_NAME on top. */
-export function otelResource(
-  config: Pick<ProxyConfig, 'OTEL_SERVICE_NAME' | 'OTEL_RESOURCE_ATTRIBUTES'>,
-): Resource {
-  return defaultResource().merge(
-    resourceFromAttributes({ ...config.OTEL_RESOURCE_ATTRIBUTES, 'service.name': config.OTEL_SERVICE_NAME }),
-  );
 }
 
 export function startRuntimeTelemetry(

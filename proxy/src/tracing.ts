@@ -12,6 +12,7 @@ import { ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator } fro
 import type { ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter as OTLPJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
+import type { Resource } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
@@ -139,12 +140,7 @@ export function createTracing(config: TracingConfig, options: TracingOptions = {
   }
 
   const provider = new TracerProvider({
-    resource: defaultResource().merge(
-      resourceFromAttributes({
-        ...config.OTEL_RESOURCE_ATTRIBUTES,
-        'service.name': config.OTEL_SERVICE_NAME,
-      }),
-    ),
+    resource: otelResource(config),
     sampler: createSampler(config),
     spanProcessors,
   });
@@ -167,6 +163,15 @@ export function createTracing(config: TracingConfig, options: TracingOptions = {
     forceFlush: () => provider.forceFlush(),
     shutdown: () => provider.shutdown(),
   };
+}
+
+/** The resource spans and metrics share: OTEL_RESOURCE_ATTRIBUTES with OTEL_SERVICE_NAME on top. */
+export function otelResource(
+  config: Pick<ProxyConfig, 'OTEL_SERVICE_NAME' | 'OTEL_RESOURCE_ATTRIBUTES'>,
+): Resource {
+  return defaultResource().merge(
+    resourceFromAttributes({ ...config.OTEL_RESOURCE_ATTRIBUTES, 'service.name': config.OTEL_SERVICE_NAME }),
+  );
 }
 
 function createSampler(config: TracingConfig): Sampler {

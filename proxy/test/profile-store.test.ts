@@ -815,8 +815,13 @@ describe('parseProfileQuery', () => {
   });
 
   it('refuses malformed span and trace ids', () => {
-    assertQueryError('span_id=123', 'span_id', /parameter span_id must be 16 hex digits; got "123"/);
+    assertQueryError(
+      'span_id=123',
+      'span_id',
+      /parameter span_id must be 16 hex digits, not all zero; got "123"/,
+    );
     assertQueryError('span_id=zzzzzzzzzzzzzzzz', 'span_id', /16 hex digits/);
+    assertQueryError(`span_id=${'0'.repeat(16)}`, 'span_id', /not all zero/);
     assertQueryError(`trace_id=${S1}`, 'trace_id', /parameter trace_id must be 32 hex digits/);
   });
 

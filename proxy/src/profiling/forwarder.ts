@@ -116,10 +116,7 @@ export interface Forwarder {
  * window, sample rate and spy name (a relayed upload keeps its sender's, e.g. `gospy`).
  */
 export function uploadIngestUrl(target: ForwardTarget, upload: ProfileUpload): string {
-  const url = new URL(ingestUrl(ingestTarget(target, upload, 0), upload));
-  // Set in place, so the parameters keep the SDK's order.
-  url.searchParams.set('spyName', upload.spyName);
-  return url.toString();
+  return ingestUrl(ingestTarget(target, upload, 0), upload);
 }
 
 /** `Content-Type`, `Authorization` and `X-Scope-OrgID` as `ingestHeaders` builds them. */

@@ -9,6 +9,7 @@
 import { gzip, gzipSync } from 'node:zlib';
 import type { Profile } from 'pprof-format';
 import { SpanscopeError } from '../errors.ts';
+import { isSpanId, isTraceId } from '../labels.ts';
 import {
   DEFAULT_MAX_DECODED_BYTES,
   ProfileFormatError,
@@ -327,8 +328,6 @@ function gzipProfile(profile: Profile): Promise<Uint8Array> {
 // ---------------------------------------------------------------------------------------------
 // `GET /debug/pprof` query strings.
 
-const SPAN_ID = /^[0-9a-f]{16}$/;
-const TRACE_ID = /^[0-9a-f]{32}$/;
 const RELATIVE = /^now(?:-(\d{1,9})([smh]))?$/;
 const UNIX_SECONDS = /^\d{1,15}(?:\.\d{1,9})?$/;
 const RFC3339 =
@@ -369,10 +368,10 @@ export function parseProfileQuery(params: URLSearchParams, now: number = Date.no
     if (name === 'span_id' || name === 'trace_id') {
       value = value.toLowerCase();
       const digits = name === 'span_id' ? 16 : 32;
-      if (!(name === 'span_id' ? SPAN_ID : TRACE_ID).test(value)) {
+      if (!(name === 'span_id' ? isSpanId : isTraceId)(value)) {
         throw new ProfileQueryError(
           name,
-          `parameter ${name} must be ${digits} hex digits; got ${JSON.stringify(value)}`,
+          `parameter ${name} must be ${digits} hex digits, not all zero; got ${JSON.stringify(value)}`,
         );
       }
     }

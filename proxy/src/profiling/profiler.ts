@@ -18,6 +18,8 @@ import {
   extendValidatedLabels,
   filterProfileLabels,
   isProfileLabels,
+  isSpanId,
+  isTraceId,
   labelRecord,
   labelValue,
   mergeProfileLabels,
@@ -119,10 +121,6 @@ const MICROS_PER_SECOND = 1_000_000;
 const DEFAULT_SAMPLING_INTERVAL_MICROS = 10_000;
 /** Label sets of distinct handler/route/method/user_agent combinations (and span names) kept ready; cleared when full. */
 const LABEL_CACHE_SIZE = 4096;
-const SPAN_ID = /^[0-9a-f]{16}$/;
-const TRACE_ID = /^[0-9a-f]{32}$/;
-const ZERO_SPAN_ID = '0'.repeat(16);
-const ZERO_TRACE_ID = '0'.repeat(32);
 const MIN_UPLOAD_TIMEOUT_MS = 5_000;
 /** The SDK's heap defaults: a sample every 512 KiB allocated, 64 frames deep. */
 const HEAP_INTERVAL_BYTES = 512 * 1024;
@@ -359,10 +357,7 @@ class ProfilerHandle implements Profiler {
     const span = input.span;
     if (span === undefined || !span.sampled) return base;
     // Per request: the span's labels over the cached set, checked cheaply (OTel ids are lowercase hex).
-    const spanId =
-      SPAN_ID.test(span.spanId) && span.spanId !== ZERO_SPAN_ID
-        ? span.spanId
-        : labelValue('span_id', span.spanId);
+    const spanId = isSpanId(span.spanId) ? span.spanId : labelValue('span_id', span.spanId);
     let spanName = this.spanNames.get(span.name);
     if (spanName === undefined) {
       spanName = labelValue('span_name', span.name);
@@ -374,10 +369,7 @@ class ProfilerHandle implements Profiler {
     labels.span_id = spanId;
     labels.span_name = spanName;
     if (switches.traceId) {
-      labels.trace_id =
-        TRACE_ID.test(span.traceId) && span.traceId !== ZERO_TRACE_ID
-          ? span.traceId
-          : labelValue('trace_id', span.traceId);
+      labels.trace_id = isTraceId(span.traceId) ? span.traceId : labelValue('trace_id', span.traceId);
     }
     return labels as unknown as ProfileLabels;
   }

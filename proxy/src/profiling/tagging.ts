@@ -11,7 +11,7 @@
 import { gzipSync } from 'node:zlib';
 import type { Profile } from 'pprof-format';
 import { SpanscopeError } from '../errors.ts';
-import { LABEL_NAMES, SERIES_LABEL_NAMES } from '../labels.ts';
+import { LABEL_NAMES, SERIES_LABEL_NAMES, isSpanId, isTraceId } from '../labels.ts';
 import { ProfileFormatError, decodePprof } from './pprof-merge.ts';
 import type { ProfileUpload } from './upload.ts';
 
@@ -39,7 +39,6 @@ const SERIES_TAGS: ReadonlySet<string> = new Set<string>([
   ...SDK_TAG_NAMES,
 ]);
 const SAMPLE_LABELS: ReadonlySet<string> = new Set<string>(LABEL_NAMES);
-const HEX_ID: Readonly<Record<string, RegExp>> = { span_id: /^[0-9a-f]{16}$/, trace_id: /^[0-9a-f]{32}$/ };
 const SERIES_DELIMITERS = /[{},=]/g;
 
 export type IngestStatus = 400 | 413;
@@ -167,8 +166,9 @@ export function ingestLocal(upload: ProfileUpload): IngestedProfile {
 function sampleLabelAllowed(policy: TaggingPolicy, name: string, value: string): boolean {
   if (!SAMPLE_LABELS.has(name)) return false;
   if (name === 'trace_id' && !policy.traceIdLabel) return false;
-  const pattern = HEX_ID[name];
-  return pattern === undefined || pattern.test(value);
+  if (name === 'span_id') return isSpanId(value);
+  if (name === 'trace_id') return isTraceId(value);
+  return true;
 }
 
 /**
