@@ -118,7 +118,6 @@ describe('profiler settings', () => {
         heap.samples.some((s) => s.stack.some((frame) => frame.includes('allocate_named_frame'))),
         'the retained allocations are in the heap profile',
       );
-      assert.ok(retained.length > 0);
     } finally {
       await receiver.close();
     }

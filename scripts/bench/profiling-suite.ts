@@ -7,7 +7,7 @@
 // The server under test runs on CPU 0, the load generator, the ingest receiver and the harness on CPU 1.
 // This file is also the server: `node profiling-suite.ts --child --port P --mode off|profiler|labels`.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+
 import { Agent, createServer, request } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
@@ -26,6 +26,7 @@ import { cpuDelta, readCpu, treeOf } from './lib/procfs.ts';
 import type { CpuSample } from './lib/procfs.ts';
 import { runSaturation, wrkAvailable } from './lib/load.ts';
 import { median } from './lib/stats.ts';
+import { writeResults } from './lib/suite.ts';
 import type { CommonOptions, FlagValues, Suite } from './lib/suite.ts';
 import { fmt, renderTable } from './lib/table.ts';
 
@@ -332,13 +333,6 @@ async function measureCost(
   return runs;
 }
 
-function stamp(): string {
-  return new Date()
-    .toISOString()
-    .replace(/\.\d+Z$/, 'Z')
-    .replace(/:/g, '-');
-}
-
 async function runSuite(common: CommonOptions, flags: FlagValues): Promise<string> {
   const accuracyS = Number(flags['accuracy-duration'] ?? (common.quick ? 5 : 30));
   const uploadRateS = Number(flags['upload-rate'] ?? 10);
@@ -406,10 +400,7 @@ async function runSuite(common: CommonOptions, flags: FlagValues): Promise<strin
       cost: { runs, medianUsPerRequest: perMode, ratioLabelsVsOff: costRatio, uploadRateS },
       targets: { accuracyPct: 98, costRatio: 1.2 },
     };
-    mkdirSync(common.outDir, { recursive: true });
-    const file = path.join(common.outDir, `profiling-${stamp()}.json`);
-    writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-    return file;
+    return writeResults(common.outDir, 'profiling', result);
   } finally {
     await stopAll();
     await receiver.close();

@@ -4,7 +4,7 @@
 //   - open loop at a fixed 2000 req/s, latency from the intended send time → p50/p99 added vs direct.
 // Proxy and backend are pinned to CPU 0, load generators (and the OTLP sink) to CPU 1.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { BODY_BYTES } from './lib/body.ts';
@@ -38,6 +38,7 @@ import type { CpuSample, Interference, MachineSample } from './lib/procfs.ts';
 import { runOpenLoop, runSaturation, wrkAvailable } from './lib/load.ts';
 import type { OpenLoopResult, SaturationResult } from './lib/load.ts';
 import { median } from './lib/stats.ts';
+import { writeResults } from './lib/suite.ts';
 import type { CommonOptions, FlagValues, Suite } from './lib/suite.ts';
 import { fmt, fmtSigned, renderTable } from './lib/table.ts';
 
@@ -757,13 +758,6 @@ function positiveNumber(
   return n;
 }
 
-function stamp(): string {
-  return new Date()
-    .toISOString()
-    .replace(/\.\d+Z$/, 'Z')
-    .replace(/:/g, '-');
-}
-
 async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<string> {
   const notes: string[] = [];
   const note = (msg: string): void => {
@@ -1041,10 +1035,7 @@ async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<
       runs,
       notes,
     };
-    mkdirSync(common.outDir, { recursive: true });
-    const file = path.join(common.outDir, `proxy-${stamp()}.json`);
-    writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-    return file;
+    return writeResults(common.outDir, 'proxy', result);
   } finally {
     await Promise.all([...running.values()].flatMap((r) => r.owned.map((m) => stopManaged(m))));
     await stopAll();

@@ -6,8 +6,9 @@ import { installCleanupHandlers, isStopping } from './lib/proc.ts';
 import type { CommonOptions, Suite } from './lib/suite.ts';
 import { profilingSuite } from './profiling-suite.ts';
 import { proxySuite } from './proxy-suite.ts';
+import { hotPathSuite } from './hot-path-suite.ts';
 
-const SUITES: Suite[] = [proxySuite, profilingSuite];
+const SUITES: Suite[] = [proxySuite, profilingSuite, hotPathSuite];
 
 const COMMON: ParseArgsOptionsConfig = {
   suite: { type: 'string' },

@@ -1,5 +1,7 @@
 // What a benchmark suite is, for run.ts to dispatch to. A suite declares its own flags (merged with the
 // common ones by run.ts) and runs with the parsed values.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type { ParseArgsOptionsConfig } from 'node:util';
 
 export interface CommonOptions {
@@ -28,4 +30,16 @@ export interface Suite {
   contenders: string[];
   /** Runs the suite; resolves with the path of the JSON file written. */
   run(common: CommonOptions, flags: FlagValues): Promise<string>;
+}
+
+/** Writes a suite's results as `<outDir>/<suite>-<UTC time>.json`; returns the file's path. */
+export function writeResults(outDir: string, suite: string, result: unknown): string {
+  const stamp = new Date()
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/:/g, '-');
+  mkdirSync(outDir, { recursive: true });
+  const file = path.join(outDir, `${suite}-${stamp}.json`);
+  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  return file;
 }
