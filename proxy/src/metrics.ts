@@ -1,6 +1,7 @@
 // Prometheus metrics for the admin port. Every label value comes from a closed set (route table,
 // normalised method, status class, user-agent category), so series cannot grow with traffic.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { RequestMetrics } from './request-metrics.ts';
 import type { UpstreamFailureKind } from './errors.ts';
 import type { DroppedSpans } from './tracing.ts';
 import type { LabelDrop } from './profiling/tagging.ts';
@@ -39,27 +40,15 @@ const MAX_DROPPED_LABEL_NAMES = 64;
 // Tuned to a sidecar: most proxied requests take well under 100 ms.
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-export function statusClass(status: number): string {
-  if (status >= 100 && status < 600) return `${Math.floor(status / 100)}xx`;
-  return 'none';
-}
-
 export function createMetrics(): ProxyMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const labelNames = ['handler', 'method', 'status_class', 'user_agent'] as const;
-  const requests = new Counter({
-    name: 'spanscope_requests_total',
-    help: 'Requests handled by the proxy, by handler, method, status class and user-agent category.',
-    labelNames,
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'spanscope_request_duration_seconds',
-    help: 'Time from the request reaching the proxy to the last response byte written.',
-    labelNames,
+  const requests = new RequestMetrics(registry, {
+    countName: 'spanscope_requests_total',
+    countHelp: 'Requests handled by the proxy, by handler, method, status class and user-agent category.',
+    durationName: 'spanscope_request_duration_seconds',
+    durationHelp: 'Time from the request reaching the proxy to the last response byte written.',
     buckets: DURATION_BUCKETS,
-    registers: [registry],
   });
   const upstreamErrors = new Counter({
     name: 'spanscope_upstream_errors_total',
@@ -119,26 +108,10 @@ export function createMetrics(): ProxyMetrics {
   });
   const seenLabelNames = new Set<string>();
 
-  // prom-client hashes the label set on every call; the children are cached per label tuple instead.
-  const children = new Map<
-    string,
-    { count: ReturnType<Counter['labels']>; time: ReturnType<Histogram['labels']> }
-  >();
   return {
     registry,
     recordRequest({ handler, method, status, userAgent, durationSeconds }) {
-      const klass = statusClass(status);
-      const key = `${handler}\u0000${method}\u0000${klass}\u0000${userAgent}`;
-      let child = children.get(key);
-      if (child === undefined) {
-        child = {
-          count: requests.labels(handler, method, klass, userAgent),
-          time: duration.labels(handler, method, klass, userAgent),
-        };
-        children.set(key, child);
-      }
-      child.count.inc();
-      child.time.observe(durationSeconds);
+      requests.record(handler, method, status, userAgent, durationSeconds);
     },
     recordUpstreamError(kind) {
       upstreamErrors.labels(kind).inc();

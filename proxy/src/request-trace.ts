@@ -1,6 +1,6 @@
 // Continue the caller's W3C trace or start a new one: one SERVER span per request, named and
 // attributed by OpenTelemetry's stable HTTP semantic conventions.
-import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Attributes, SpanContext } from '@opentelemetry/api';
 import type { Exchange } from './exchange.ts';
 import { parseHost, queryOf } from './exchange.ts';
@@ -45,18 +45,22 @@ export function startRequestSpan(exchange: Exchange, options: TraceStepOptions):
   const { req, route } = exchange;
   const parent = tracing.extract(req.headers);
   const host = parsedHost(req.headers.host);
+  // The span keeps this record as it is (server-span.ts): every value is a string or a number the
+  // proxy has parsed itself, and an absent one is left out rather than set to undefined.
   const attributes: Attributes = {
     'http.request.method': exchange.method,
     'url.path': exchange.path,
     'url.scheme': 'http',
-    'server.address': host.address,
     'server.port': host.port ?? options.listenPort(),
-    'client.address': req.socket.remoteAddress,
     'network.protocol.version': req.httpVersion,
-    'user_agent.original': req.headers['user-agent'],
     'spanscope.user_agent.category': exchange.userAgent,
     'spanscope.handler': route.handler,
   };
+  if (host.address !== undefined) attributes['server.address'] = host.address;
+  const client = req.socket.remoteAddress;
+  if (client !== undefined) attributes['client.address'] = client;
+  const userAgent = req.headers['user-agent'];
+  if (userAgent !== undefined) attributes['user_agent.original'] = userAgent;
   if (exchange.method === '_OTHER') attributes['http.request.method_original'] = req.method;
   if (route.matched) attributes['http.route'] = route.route;
   if (options.captureQuery) {
@@ -66,11 +70,7 @@ export function startRequestSpan(exchange: Exchange, options: TraceStepOptions):
   // Semantic conventions: `{method} {route}`, or the method alone when no route template is known.
   const method = exchange.method === '_OTHER' ? 'HTTP' : exchange.method;
   const name = route.matched ? `${method} ${route.route}` : method;
-  // Attributes are set after the start rather than passed to it: the SDK validates attributes
-  // given at start twice (once for the sampler, once for the span), set ones once, and no
-  // configured sampler reads them.
-  const span = tracing.tracer.startSpan(name, { kind: SpanKind.SERVER }, parent);
-  span.setAttributes(attributes);
+  const span = tracing.startServerSpan(name, parent, attributes);
   exchange.span = span;
   exchange.context = trace.setSpan(parent, span);
   tracing.inject(exchange.context, exchange.upstreamHeaders);

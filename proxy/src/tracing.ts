@@ -6,7 +6,7 @@
 // per request than the SDK's BatchSpanProcessor with the library's protobuf serializer (measured
 // in README.md, "Tracing"); the library's HTTP transport is kept. http/json, console and the
 // tests' in-memory exporter take the SDK's batch processor.
-import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import type { Context, TextMapGetter, TextMapSetter, Tracer } from '@opentelemetry/api';
 import { ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
@@ -18,6 +18,7 @@ import {
   AlwaysOnSampler,
   BatchSpanProcessor,
   ConsoleSpanExporter,
+  NoopSpanProcessor,
   ParentBasedSampler,
   SimpleSpanProcessor,
   TraceIdRatioBasedSampler,
@@ -28,6 +29,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { ProxyConfig } from './config.ts';
 import { EncodingBatchProcessor } from './otlp/span-batch-processor.ts';
 import { OtlpProtoExporter } from './otlp/span-exporter.ts';
+import { serverSpanFactory } from './server-span.ts';
+import type { StartServerSpan } from './server-span.ts';
 
 export type TracingConfig = Pick<
   ProxyConfig,
@@ -60,6 +63,8 @@ export interface Tracing {
    */
   readonly enabled: boolean;
   readonly tracer: Tracer;
+  /** The request's SERVER span (server-span.ts): sampled by the configured sampler, exported as any. */
+  readonly startServerSpan: StartServerSpan;
   extract(headers: IncomingHttpHeaders): Context;
   /** Writes traceparent, tracestate and baggage for `context` into a header record. */
   inject(context: Context, headers: Record<string, string>): void;
@@ -100,6 +105,7 @@ export function createTracing(config: TracingConfig, options: TracingOptions = {
     return {
       enabled,
       tracer: trace.getTracer('spanscope-proxy-noop'),
+      startServerSpan: () => trace.wrapSpanContext(INVALID_SPAN_CONTEXT),
       extract: () => ROOT_CONTEXT,
       inject: () => undefined,
       dropped: () => dropped,
@@ -139,15 +145,20 @@ export function createTracing(config: TracingConfig, options: TracingOptions = {
     );
   }
 
-  const provider = new TracerProvider({
-    resource: otelResource(config),
-    sampler: createSampler(config),
-    spanProcessors,
-  });
+  const resource = otelResource(config);
+  const sampler = createSampler(config);
+  const provider = new TracerProvider({ resource, sampler, spanProcessors });
+  const scope = { name: options.tracerName ?? 'spanscope-proxy' };
 
   return {
     enabled,
-    tracer: provider.getTracer(options.tracerName ?? 'spanscope-proxy'),
+    tracer: provider.getTracer(scope.name),
+    startServerSpan: serverSpanFactory({
+      sampler,
+      processor: spanProcessors.length === 1 ? (spanProcessors[0] as SpanProcessor) : new NoopSpanProcessor(),
+      resource,
+      scope,
+    }),
     extract(headers) {
       return baggage.extract(
         traceContext.extract(ROOT_CONTEXT, headers, headerGetter),
