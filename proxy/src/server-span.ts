@@ -4,11 +4,10 @@
 // allocates per attribute), keeps limits, events, links and end metrics that this span never
 // uses, and reads the clock three times: a request's span from traceparent to encoded bytes cost
 // about twice as much with it (`npm run bench -- --suite hot-path`, request-span). Here the
-// attributes are the proxy's own, built
-// from values it has already parsed, so they need no validation. Everything else stays the SDK's:
-// the configured sampler decides, its RandomIdGenerator makes the ids, the span processors
-// receive the ended span as a ReadableSpan, so every exporter (OTLP, console, in-memory) works
-// with it unchanged.
+// attributes are the proxy's own, built from values it has already parsed, so they need no
+// validation. Everything else stays the SDK's: the configured sampler decides, its
+// RandomIdGenerator makes the ids, the span processors receive the ended span as a ReadableSpan,
+// so every exporter (OTLP, console, in-memory) works with it unchanged.
 import { SpanKind, SpanStatusCode, trace, TraceFlags } from '@opentelemetry/api';
 import type {
   Attributes,
