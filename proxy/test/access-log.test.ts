@@ -1,5 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { LineBatcher } from '../src/logger.ts';
 import { rawRequest } from './support/http-client.ts';
 import { echoBackendBehindProxy, startProxy } from './support/start-proxy.ts';
 
@@ -57,5 +60,54 @@ describe('access log', () => {
     } finally {
       await quiet.close();
     }
+  });
+});
+
+describe('log line batching', () => {
+  it('hands lines over in order, in chunks of at least the batch size, and everything on flush', () => {
+    const chunks: string[] = [];
+    let synced = 0;
+    const batcher = new LineBatcher(
+      {
+        write: (chunk) => chunks.push(chunk),
+        flushSync: () => {
+          synced++;
+        },
+      },
+      100,
+    );
+    const lines = Array.from(
+      { length: 25 },
+      (_, i) => `{"n":${String(i)},"path":"/caf\u00e9/${'x'.repeat(i)}"}\n`,
+    );
+    for (const line of lines) batcher.write(line);
+    assert.ok(chunks.length > 1, 'written before the flush, once a batch has gathered');
+    for (const chunk of chunks) assert.ok(chunk.length >= 100, `a chunk of ${String(chunk.length)} units`);
+    batcher.flushSync();
+    assert.equal(synced, 1);
+    assert.equal(chunks.join(''), lines.join(''), 'every line, in order, unchanged');
+    batcher.flush();
+    assert.equal(chunks.join(''), lines.join(''), 'nothing written twice');
+  });
+
+  it('loses no line when the process exits with lines still gathered', () => {
+    const logger = fileURLToPath(new URL('../src/logger.ts', import.meta.url));
+    const script = `
+      import { createLogger } from ${JSON.stringify(logger)};
+      const log = createLogger('info', 'exit-test');
+      for (let i = 0; i < 1000; i++) log.info({ i, path: '/caf\u00e9' }, 'request');
+      process.exit(0);
+    `;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(child.status, 0, child.stderr);
+    const lines = child.stdout
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { i: number; path: string });
+    assert.deepEqual(
+      lines.map((line) => line.i),
+      Array.from({ length: 1000 }, (_, i) => i),
+    );
+    assert.equal(lines[999]?.path, '/caf\u00e9');
   });
 });

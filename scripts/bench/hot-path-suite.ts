@@ -6,7 +6,10 @@
 // - request-span: a request's SERVER span started from the caller's traceparent, attributed and
 //   ended, by the SDK's tracer and by proxy/src/server-span.ts, into the same encoding processor;
 // - request-metrics: a request counted and timed by prom-client's Counter and Histogram and by
-//   proxy/src/request-metrics.ts.
+//   proxy/src/request-metrics.ts;
+// - access-log: one access-log line through pino into /dev/null, gathered 4 KiB at a time by
+//   sonic-boom's own `minLength` and by proxy/src/logger.ts's LineBatcher (the same bytes reach the
+//   file either way, which proxy/test/access-log.test.ts checks).
 // CPU time from process.cpuUsage over many repetitions; the lower quartile of the rounds is
 // reported, the figure least disturbed by other processes.
 import assert from 'node:assert/strict';
@@ -22,7 +25,11 @@ import {
   TracerProvider,
 } from '@opentelemetry/sdk-trace';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import { closeSync, openSync } from 'node:fs';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
 import { Counter, Histogram, Registry } from 'prom-client';
+import { LineBatcher } from '../../proxy/src/logger.ts';
 import { EncodingBatchProcessor } from '../../proxy/src/otlp/span-batch-processor.ts';
 import { encodeTraceRequest } from '../../proxy/src/otlp/span-encoder.ts';
 import { RequestMetrics, statusClass } from '../../proxy/src/request-metrics.ts';
@@ -34,7 +41,7 @@ import { writeResults } from './lib/suite.ts';
 import type { CommonOptions, Suite } from './lib/suite.ts';
 import { fmt, renderTable } from './lib/table.ts';
 
-const CONTENDERS = ['span-encoding', 'request-span', 'request-metrics'] as const;
+const CONTENDERS = ['span-encoding', 'request-span', 'request-metrics', 'access-log'] as const;
 const SPANS = 512;
 
 /** Spans shaped like the proxy's SERVER spans: the same attributes, a parent on half of them. */
@@ -79,7 +86,9 @@ function measure(fn: () => void, units: number, rounds: number): number[] {
   return results.sort((a, b) => a - b);
 }
 
-function summary(sorted: number[]): { p25: number; median: number } {
+type Summary = { p25: number; median: number };
+
+function summary(sorted: number[]): Summary {
   return { p25: percentile(sorted, 25), median: percentile(sorted, 50) };
 }
 
@@ -243,6 +252,40 @@ function requestMetrics(rounds: number) {
   };
 }
 
+/** One access-log line as proxy-handler.ts writes it, through pino into /dev/null. */
+function accessLog(rounds: number) {
+  const devNull = openSync('/dev/null', 'w');
+  const minLength = pino.destination({ fd: devNull, sync: true, minLength: 4096 });
+  const batched = new LineBatcher(pino.destination({ fd: devNull, sync: true }));
+  const loggers = [minLength, batched].map((destination) =>
+    pino({ level: 'info', name: 'spanscope-proxy', base: { pid: process.pid } }, destination),
+  );
+  const lines = 20_000;
+  const run = (logger: Logger) => () => {
+    for (let i = 0; i < lines; i++) {
+      logger.info(
+        {
+          trace_id: '0af7651916cd43dd8448eb211c80319c',
+          span_id: 'b7ad6b7169203331',
+          method: 'GET',
+          path: `/product/${String(i % 100)}`,
+          handler: 'get_product',
+          route: '/product/{id}',
+          user_agent: 'curl',
+          status: 200,
+          duration_ms: 0.412,
+          upstream_error: undefined,
+        },
+        'request',
+      );
+    }
+  };
+  const [library, spanscope] = loggers.map((logger) => summary(measure(run(logger), lines, rounds)));
+  batched.flushSync();
+  closeSync(devNull);
+  return { unit: 'µs per line', library: library as Summary, spanscope: spanscope as Summary };
+}
+
 async function runSuite(common: CommonOptions): Promise<string> {
   const rounds = common.quick ? 10 : 40;
   const wanted = common.only ?? [...CONTENDERS];
@@ -250,6 +293,7 @@ async function runSuite(common: CommonOptions): Promise<string> {
   if (wanted.includes('span-encoding')) results['span-encoding'] = spanEncoding(rounds);
   if (wanted.includes('request-span')) results['request-span'] = requestSpan(rounds);
   if (wanted.includes('request-metrics')) results['request-metrics'] = requestMetrics(rounds);
+  if (wanted.includes('access-log')) results['access-log'] = accessLog(rounds);
   console.log(
     renderTable(
       ['step', 'unit', 'library p25', 'spanscope p25', 'library median', 'spanscope median', 'ratio (p25)'],
