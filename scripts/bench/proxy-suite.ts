@@ -117,6 +117,44 @@ function nodeContender(name: string, description: string): ContenderDef {
 const PROXY_ENV =
   /^(OTEL_|PROXY_|ADMIN_|UPSTREAM_|BACKEND_URL$|ACCESS_LOG$|LOG_LEVEL$|CAPTURE_QUERY$|PRESERVE_HOST$|ROUTES_FILE$|SHUTDOWN_TIMEOUT_MS$)/;
 
+/** The environment of a spanscope contender: fully instrumented when `sinkPort` is given, else bare. */
+export function spanscopeEnv(o: {
+  port: number;
+  adminPort: number;
+  backendUrl: string;
+  /** The OTLP sink of the fully instrumented proxy; absent for the bare one (OTEL_SDK_DISABLED, no access log). */
+  sinkPort: number | undefined;
+  profiled?: boolean;
+  extra?: Record<string, string>;
+}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!PROXY_ENV.test(k)) env[k] = v;
+  Object.assign(env, {
+    PROXY_HOST: '127.0.0.1',
+    PROXY_PORT: String(o.port),
+    ADMIN_HOST: '127.0.0.1',
+    ADMIN_PORT: String(o.adminPort),
+    BACKEND_URL: o.backendUrl,
+    LOG_LEVEL: 'warn',
+    ENABLE_PROFILING: o.profiled === true ? 'true' : 'false',
+  });
+  if (o.sinkPort === undefined) return Object.assign(env, { OTEL_SDK_DISABLED: 'true', ACCESS_LOG: 'false' });
+  return Object.assign(env, {
+    OTEL_SDK_DISABLED: 'false',
+    OTEL_TRACES_EXPORTER: 'otlp',
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${String(o.sinkPort)}`,
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+    ACCESS_LOG: 'true',
+    // The access log is written at level info: with LOG_LEVEL=warn it would be silently off.
+    LOG_LEVEL: 'info',
+    // The sink takes Pyroscope's /ingest as well: the profiler's upload cost is counted too.
+    ...(o.profiled === true
+      ? { PYROSCOPE_SERVER_ADDRESS: `http://127.0.0.1:${String(o.sinkPort)}`, PYROSCOPE_UPLOAD_RATE: '10' }
+      : {}),
+    ...o.extra,
+  });
+}
+
 function spanscope(name: string, description: string, full: boolean, profiled = false): ContenderDef {
   return {
     name,
@@ -126,36 +164,15 @@ function spanscope(name: string, description: string, full: boolean, profiled = 
       const main = path.join(proxyDir, 'src', 'main.ts');
       if (!existsSync(main)) return { skip: 'proxy/src/main.ts does not exist yet' };
       const [port, adminPort] = [await freePort(), await freePort()];
-      const env: NodeJS.ProcessEnv = {};
-      for (const [k, v] of Object.entries(process.env)) if (!PROXY_ENV.test(k)) env[k] = v;
-      Object.assign(env, {
-        PROXY_HOST: '127.0.0.1',
-        PROXY_PORT: String(port),
-        ADMIN_HOST: '127.0.0.1',
-        ADMIN_PORT: String(adminPort),
-        BACKEND_URL: ctx.backendUrl,
-        LOG_LEVEL: 'warn',
-        ENABLE_PROFILING: profiled ? 'true' : 'false',
+      if (full && ctx.sinkPort === undefined) return { skip: 'the OTLP sink is not running' };
+      const env = spanscopeEnv({
+        port,
+        adminPort,
+        backendUrl: ctx.backendUrl,
+        sinkPort: full ? ctx.sinkPort : undefined,
+        profiled,
+        extra: full ? ctx.fullEnv : {},
       });
-      if (full) {
-        if (ctx.sinkPort === undefined) return { skip: 'the OTLP sink is not running' };
-        Object.assign(env, {
-          OTEL_SDK_DISABLED: 'false',
-          OTEL_TRACES_EXPORTER: 'otlp',
-          OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${ctx.sinkPort}`,
-          OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-          ACCESS_LOG: 'true',
-          // The access log is written at level info: with LOG_LEVEL=warn it would be silently off.
-          LOG_LEVEL: 'info',
-          // The sink takes Pyroscope's /ingest as well: the profiler's upload cost is counted too.
-          ...(profiled
-            ? { PYROSCOPE_SERVER_ADDRESS: `http://127.0.0.1:${ctx.sinkPort}`, PYROSCOPE_UPLOAD_RATE: '10' }
-            : {}),
-          ...ctx.fullEnv,
-        });
-      } else {
-        Object.assign(env, { OTEL_SDK_DISABLED: 'true', ACCESS_LOG: 'false' });
-      }
       // stdout (the access log) goes to /dev/null.
       // As `npm start` runs it (see scripts/start.ts for the young-generation cap).
       const m = spawnManaged(name, nodeBin(), ['--max-semi-space-size=16', 'src/main.ts'], {

@@ -7,8 +7,9 @@ import type { CommonOptions, Suite } from './lib/suite.ts';
 import { profilingSuite } from './profiling-suite.ts';
 import { proxySuite } from './proxy-suite.ts';
 import { hotPathSuite } from './hot-path-suite.ts';
+import { instructionsSuite } from './instructions-suite.ts';
 
-const SUITES: Suite[] = [proxySuite, profilingSuite, hotPathSuite];
+const SUITES: Suite[] = [proxySuite, profilingSuite, hotPathSuite, instructionsSuite];
 
 const COMMON: ParseArgsOptionsConfig = {
   suite: { type: 'string' },

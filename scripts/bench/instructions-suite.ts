@@ -1,0 +1,256 @@
+// User-space instructions per proxied request, counted by valgrind's callgrind: the same figure
+// whatever else the machine is doing, where CPU time moves by ±20–50% from run to run here.
+//
+// Each contender runs under callgrind in front of the shared backend. After a warm-up (so the JIT
+// has optimized the request path), the counters are zeroed, a fixed number of requests is sent over
+// keep-alive connections, and the counters are dumped: instructions ÷ requests. Kernel time
+// (socket syscalls) is not counted, so these ratios are larger than CPU-time ratios. Under
+// callgrind everything runs ~50× slower, so V8's time-driven GC heuristics fire more often per
+// request than in a real run: the GC share is reported separately.
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { freePort, waitHttp } from './lib/net.ts';
+import { commandPath, nodeBin, spawnManaged, stopManaged } from './lib/proc.ts';
+import type { Managed } from './lib/proc.ts';
+import { writeResults } from './lib/suite.ts';
+import type { CommonOptions, Suite } from './lib/suite.ts';
+import { fmt, renderTable } from './lib/table.ts';
+import { spanscopeEnv } from './proxy-suite.ts';
+
+const CONTENDERS = ['undici-stream', 'spanscope-bare', 'spanscope-full'] as const;
+type ContenderName = (typeof CONTENDERS)[number];
+const BENCH_DIR = import.meta.dirname;
+const READY_TIMEOUT_MS = 300_000;
+/** V8 garbage-collector functions, by the names callgrind reports for the node binary. */
+const GC_FUNCTION =
+  /Mark|Sweep|Scaveng|heap::base|ConcurrentMarking|IteratePointers|SizeFromMap|Evacuat|Heap::/;
+
+/** Sends exactly `count` GETs over `connections` keep-alive connections; resolves with the failures. */
+function fixedLoad(url: string, count: number, connections: number): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  let sent = 0;
+  let finished = 0;
+  let failed = 0;
+  return new Promise((resolve) => {
+    const next = (): void => {
+      if (sent >= count) {
+        if (finished === count) {
+          agent.destroy();
+          resolve(failed);
+        }
+        return;
+      }
+      sent++;
+      const done = (ok: boolean): void => {
+        if (!ok) failed++;
+        finished++;
+        next();
+      };
+      http
+        .get(url, { agent, headers: { 'user-agent': 'curl/8.5.0' } }, (res) => {
+          res.resume();
+          res.on('end', () => {
+            done(res.statusCode === 200);
+          });
+        })
+        .on('error', () => {
+          done(false);
+        });
+    };
+    for (let i = 0; i < connections; i++) next();
+  });
+}
+
+/** Total and GC-named instructions of a callgrind dump: exclusive costs summed per function. */
+export function callgrindTotals(file: string): { total: number; gc: number } {
+  const names = new Map<string, string>();
+  let fn = '';
+  let skipNext = false;
+  let total = 0;
+  let gc = 0;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (line.startsWith('fn=') || line.startsWith('cfn=')) {
+      const m = /^c?fn=\((\d+)\)(?: (.*))?$/.exec(line);
+      if (m?.[2] !== undefined) names.set(m[1] as string, m[2]);
+      if (line.startsWith('fn=')) fn = m ? (names.get(m[1] as string) ?? '') : line.slice(3);
+      continue;
+    }
+    if (line.startsWith('calls=')) {
+      skipNext = true; // the next cost line is the callee's inclusive cost, not this function's
+      continue;
+    }
+    if (!/^[0-9+*-]/.test(line)) continue;
+    const cost = Number(line.split(' ')[1]);
+    if (!Number.isFinite(cost)) continue;
+    if (skipNext) {
+      skipNext = false;
+      continue;
+    }
+    total += cost;
+    if (GC_FUNCTION.test(fn)) gc += cost;
+  }
+  return { total, gc };
+}
+
+interface Counted {
+  instructionsPerRequest: number;
+  gcPerRequest: number;
+  requests: number;
+}
+
+async function countOne(
+  name: ContenderName,
+  o: { backendUrl: string; sinkPort: number; outDir: string; warmup: number; requests: number },
+): Promise<Counted | { skip: string }> {
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const outFile = path.join(o.outDir, `callgrind-${name}.out`);
+  const valgrind = ['--tool=callgrind', `--callgrind-out-file=${outFile}`, nodeBin()];
+  let m: Managed;
+  let ready: string;
+  if (name === 'undici-stream') {
+    const script = path.join(BENCH_DIR, 'contenders', 'undici-stream.ts');
+    m = spawnManaged(
+      name,
+      'valgrind',
+      [...valgrind, script, '--port', String(port), '--target', o.backendUrl],
+      {
+        stdinPipe: true,
+      },
+    );
+    ready = `http://127.0.0.1:${String(port)}/`;
+  } else {
+    const env = spanscopeEnv({
+      port,
+      adminPort,
+      backendUrl: o.backendUrl,
+      sinkPort: name === 'spanscope-full' ? o.sinkPort : undefined,
+    });
+    m = spawnManaged(name, 'valgrind', [...valgrind, '--max-semi-space-size=16', 'src/main.ts'], {
+      cwd: path.join(BENCH_DIR, '..', '..', 'proxy'),
+      env: { ...env, OTEL_METRICS_EXPORTER: 'none' },
+    });
+    ready = `http://127.0.0.1:${String(adminPort)}/readyz`;
+  }
+  try {
+    const failed = await waitHttp(ready, { timeoutMs: READY_TIMEOUT_MS });
+    if (failed !== undefined) return { skip: `not ready under valgrind: ${failed}` };
+    const url = `http://127.0.0.1:${String(port)}/`;
+    await fixedLoad(url, o.warmup, 16);
+    spawnSync('callgrind_control', ['-z', String(m.pid)], { stdio: 'ignore' });
+    const errors = await fixedLoad(url, o.requests, 16);
+    spawnSync('callgrind_control', ['-d', String(m.pid)], { stdio: 'ignore' });
+    if (errors > 0) return { skip: `${String(errors)} of ${String(o.requests)} requests failed` };
+    const dump = readdirSync(o.outDir).find((f) => f.startsWith(`callgrind-${name}.out.`));
+    if (dump === undefined) return { skip: 'callgrind wrote no dump' };
+    const { total, gc } = callgrindTotals(path.join(o.outDir, dump));
+    return {
+      instructionsPerRequest: total / o.requests,
+      gcPerRequest: gc / o.requests,
+      requests: o.requests,
+    };
+  } finally {
+    await stopManaged(m, 10_000);
+  }
+}
+
+async function runSuite(common: CommonOptions): Promise<string> {
+  const wanted = (common.only ?? [...CONTENDERS]) as ContenderName[];
+  const requests = common.quick ? 500 : 2000;
+  const warmup = common.quick ? 1000 : 3000;
+  const results: Record<string, Counted | { skip: string }> = {};
+  const missing = ['valgrind', 'callgrind_control'].filter((c) => commandPath(c) === undefined);
+  const outDir = path.join(common.outDir, `instructions-${String(Date.now())}`);
+  mkdirSync(outDir, { recursive: true });
+  if (missing.length > 0) {
+    for (const name of wanted) results[name] = { skip: `${missing.join(' and ')} not installed` };
+  } else {
+    const backendPort = await freePort();
+    const sinkPort = await freePort();
+    const backend = spawnManaged(
+      'backend',
+      nodeBin(),
+      [path.join(BENCH_DIR, 'backend.ts'), '--port', String(backendPort)],
+      {
+        stdinPipe: true,
+      },
+    );
+    const sink = spawnManaged(
+      'otlp-sink',
+      nodeBin(),
+      [path.join(BENCH_DIR, 'otlp-sink.ts'), '--port', String(sinkPort)],
+      {
+        stdinPipe: true,
+      },
+    );
+    const backendUrl = `http://127.0.0.1:${String(backendPort)}/`;
+    try {
+      await waitHttp(backendUrl, { timeoutMs: 10_000 });
+      for (const name of wanted) {
+        console.log(
+          `${name}: starting under callgrind (about a minute), ${String(warmup)} warm-up and ${String(requests)} counted requests`,
+        );
+        results[name] = await countOne(name, { backendUrl, sinkPort, outDir, warmup, requests });
+      }
+    } finally {
+      await stopManaged(backend);
+      await stopManaged(sink);
+    }
+  }
+  const counted = (name: string) => {
+    const r = results[name];
+    return r !== undefined && 'instructionsPerRequest' in r ? r : undefined;
+  };
+  const bare = counted('spanscope-bare');
+  console.log(
+    renderTable(
+      [
+        'contender',
+        'instructions/request',
+        'of which GC',
+        'without GC',
+        '÷ bare',
+        '÷ bare without GC',
+        'note',
+      ],
+      wanted.map((name) => {
+        const r = results[name];
+        if (r === undefined || !('instructionsPerRequest' in r))
+          return [name, '', '', '', '', '', r?.skip ?? ''];
+        return [
+          name,
+          fmt(r.instructionsPerRequest, 0),
+          fmt(r.gcPerRequest, 0),
+          fmt(r.instructionsPerRequest - r.gcPerRequest, 0),
+          bare ? fmt(r.instructionsPerRequest / bare.instructionsPerRequest, 2) : '',
+          bare
+            ? fmt(
+                (r.instructionsPerRequest - r.gcPerRequest) /
+                  (bare.instructionsPerRequest - bare.gcPerRequest),
+                2,
+              )
+            : '',
+          '',
+        ];
+      }),
+    ),
+  );
+  return writeResults(common.outDir, 'instructions', {
+    suite: 'instructions',
+    at: new Date().toISOString(),
+    node: process.version,
+    requests,
+    warmup,
+    results,
+  });
+}
+
+export const instructionsSuite: Suite = {
+  name: 'instructions',
+  description: 'user-space instructions per proxied request under valgrind callgrind (noise-free, slow)',
+  options: {},
+  help: ['(no extra flags; --quick: 1,000 warm-up and 500 counted requests instead of 3,000 and 2,000)'],
+  contenders: [...CONTENDERS],
+  run: runSuite,
+};
