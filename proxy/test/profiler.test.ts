@@ -688,14 +688,16 @@ describe('wire format parity with @pyroscope/nodejs 0.6.4', () => {
         wall: { collectCpuTime: true },
       });
       sdk.startWallProfiling();
-      burn_unlabelled(30);
+      // Long enough that both profilers sample it even on a loaded machine (at 100 Hz, 30 ms was
+      // sometimes missed by the SDK's profile).
+      burn_unlabelled(200);
       await sdk.stopWallProfiling();
       const [fromSdk] = await receiver.waitForUploads(1);
 
       const ours = await startProfiler(
         options(receiver, { applicationName: 'parity', authToken: 'tok', tenantId: 'tenant' }),
       );
-      burn_unlabelled(30);
+      burn_unlabelled(200);
       await ours.stop();
       const [, fromUs] = await receiver.waitForUploads(2);
       assert.ok(fromSdk && fromUs);

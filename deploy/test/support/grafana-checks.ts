@@ -29,7 +29,9 @@ export const PYROSCOPE_TYPE = 'grafana-pyroscope-datasource';
 export function proxyMetricNames(): Set<string> {
   const names = new Set<string>();
   for (const file of filesBelow(`${REPO_ROOT}/proxy/src`, (name) => name.endsWith('.ts'))) {
-    for (const match of readFileSync(file, 'utf8').matchAll(/\bname:\s*'([a-z_:][a-z0-9_:]*)'/g)) {
+    for (const match of readFileSync(file, 'utf8').matchAll(
+      /\b(?:name|countName|durationName):\s*'([a-z_:][a-z0-9_:]*)'/g,
+    )) {
       names.add(match[1] ?? '');
     }
   }
