@@ -104,6 +104,7 @@ export function createProxyApp(config: ProxyConfig, options: ProxyAppOptions): P
     listenPort: () => port,
     profiler: () => profiler,
   });
+  metrics.readInFlightFrom(() => handler.inFlight());
 
   const server = createServer((req, res) => {
     handler.onRequest(req, res);

@@ -19,7 +19,8 @@ export interface ProxyMetrics {
   recordRequest(sample: RequestSample): void;
   recordUpstreamError(kind: UpstreamFailureKind): void;
   recordDroppedSpans(reason: keyof DroppedSpans, count: number): void;
-  setInFlight(count: number): void;
+  /** Where `spanscope_requests_in_flight` reads its value at each scrape. */
+  readInFlightFrom(read: () => number): void;
   /** One request to the tagging endpoint (or one in-process profile): taken, or refused and why. */
   recordIngest(result: IngestResult): void;
   /** Labels the tagging endpoint removed, by name and place. */
@@ -62,10 +63,15 @@ export function createMetrics(): ProxyMetrics {
     labelNames: ['reason'] as const,
     registers: [registry],
   });
-  const inFlight = new Gauge({
+  // Read at scrape time from the handler's own count: nothing is paid per request.
+  let readInFlight = () => 0;
+  new Gauge({
     name: 'spanscope_requests_in_flight',
     help: 'Requests being proxied now.',
     registers: [registry],
+    collect() {
+      this.set(readInFlight());
+    },
   });
   for (const kind of [
     'upstream_unavailable',
@@ -119,8 +125,8 @@ export function createMetrics(): ProxyMetrics {
     recordDroppedSpans(reason, count) {
       droppedSpans.labels(reason).inc(count);
     },
-    setInFlight(count) {
-      inFlight.set(count);
+    readInFlightFrom(read) {
+      readInFlight = read;
     },
     recordIngest(result) {
       ingested.labels(result).inc();

@@ -83,6 +83,18 @@ describe('admin port', () => {
     assert.match(text, /^process_resident_memory_bytes \d/m);
     assert.match(text, /^nodejs_eventloop_lag_seconds /m);
   });
+
+  it('/metrics counts the requests in flight at the moment it is read', async () => {
+    const held = fetch(`${setup.proxy.url}/__echo/delay?ms=1500`).then((res) => res.arrayBuffer());
+    let during = '';
+    for (let i = 0; i < 50 && !/^spanscope_requests_in_flight 1$/m.test(during); i++) {
+      during = (await get(`${setup.proxy.adminUrl}/metrics`)).body;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.match(during, /^spanscope_requests_in_flight 1$/m);
+    await held;
+    assert.match((await get(`${setup.proxy.adminUrl}/metrics`)).body, /^spanscope_requests_in_flight 0$/m);
+  });
 });
 
 describe('admin port: readiness', () => {
