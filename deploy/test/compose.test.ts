@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { otelConfigShape } from '@spanscope/proxy/tracing';
-import { assertCaught, assertEveryCheckSeeded, findCheck, loadFixtures } from './support/checks.ts';
+import { itCatchesFixtures } from './support/checks.ts';
 import { COMPOSE_CHECKS, interpolate } from './support/compose-checks.ts';
 import type { ComposeProject } from './support/compose-checks.ts';
 import { documentedKeys, parseEnvFile } from './support/env-file.ts';
@@ -39,20 +39,13 @@ describe('compose stack', () => {
     assert.deepEqual(missing, ['C']);
   });
 
-  const fixtures = loadFixtures('compose');
-  it('every rule has a seeded mistake in test/fixtures/compose', () => {
-    assertEveryCheckSeeded(COMPOSE_CHECKS, fixtures);
+  itCatchesFixtures('compose', COMPOSE_CHECKS, (fixture) => {
+    const subject = fixture.subject ?? 'compose';
+    assert.ok(
+      ['compose', 'prometheus', 'dashboardProvider'].includes(subject),
+      `${fixture.file}: unknown subject`,
+    );
+    const key = subject as 'compose' | 'prometheus' | 'dashboardProvider';
+    return { ...project, [key]: applyPatch(project[key], fixture.patch) };
   });
-  for (const fixture of fixtures) {
-    it(`catches ${fixture.file}: ${fixture.why}`, () => {
-      const subject = fixture.subject ?? 'compose';
-      assert.ok(
-        ['compose', 'prometheus', 'dashboardProvider'].includes(subject),
-        `${fixture.file}: unknown subject`,
-      );
-      const key = subject as 'compose' | 'prometheus' | 'dashboardProvider';
-      const bad = { ...project, [key]: applyPatch(project[key], fixture.patch) };
-      assertCaught(findCheck(COMPOSE_CHECKS, fixture.check, fixture.file).run(bad), fixture);
-    });
-  }
 });

@@ -4,13 +4,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import {
-  assertCaught,
-  assertEveryCheckSeeded,
-  findCheck,
-  loadFixtures,
-  replaceText,
-} from './support/checks.ts';
+import { itCatchesFixtures, replaceText } from './support/checks.ts';
 import {
   DOCKERFILE_CHECKS,
   ignoredByDocker,
@@ -60,20 +54,12 @@ describe('Dockerfiles', () => {
     assert.equal(ignoredByDocker(patterns, 'src/keep.test.ts'), false);
   });
 
-  const fixtures = loadFixtures('docker');
-  it('every rule has a seeded mistake in test/fixtures/docker', () => {
-    assertEveryCheckSeeded(DOCKERFILE_CHECKS, fixtures);
+  itCatchesFixtures('docker', DOCKERFILE_CHECKS, (fixture) => {
+    const subject = fixture.subject ?? 'proxy';
+    const good = subject === 'dockerignore' ? builds.proxy : builds[subject];
+    assert.ok(good, `${fixture.file}: subject must be proxy, backend or dockerignore`);
+    return subject === 'dockerignore'
+      ? { ...good, dockerignore: replaceText(good.dockerignore, fixture) }
+      : { ...good, source: replaceText(good.source, fixture) };
   });
-  for (const fixture of fixtures) {
-    it(`catches ${fixture.file}: ${fixture.why}`, () => {
-      const subject = fixture.subject ?? 'proxy';
-      const good = subject === 'dockerignore' ? builds.proxy : builds[subject];
-      assert.ok(good, `${fixture.file}: subject must be proxy, backend or dockerignore`);
-      const bad =
-        subject === 'dockerignore'
-          ? { ...good, dockerignore: replaceText(good.dockerignore, fixture) }
-          : { ...good, source: replaceText(good.source, fixture) };
-      assertCaught(findCheck(DOCKERFILE_CHECKS, fixture.check, fixture.file).run(bad), fixture);
-    });
-  }
 });

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { before, describe, it } from 'node:test';
-import { assertCaught, assertEveryCheckSeeded, findCheck, loadFixtures } from './support/checks.ts';
+import { itCatchesFixtures } from './support/checks.ts';
 import { applyPatch } from './support/json-patch.ts';
 import { parseEnvFile } from './support/env-file.ts';
 import { K8S_CHECKS } from './support/k8s-checks.ts';
@@ -51,24 +51,18 @@ describe('Kubernetes manifests', () => {
     }
   });
 
-  const fixtures = loadFixtures('k8s');
-  it('every rule has a seeded mistake in test/fixtures/k8s', () => {
-    assertEveryCheckSeeded(K8S_CHECKS, fixtures);
-  });
-  for (const fixture of fixtures) {
-    it(`catches ${fixture.file}: ${fixture.why}`, () => {
-      const variant = (fixture.subject ?? 'native') as PodVariant;
-      assert.ok(variant in VARIANTS, `${fixture.file}: subject must be native or classic`);
-      const good = input(variant);
-      const matches = (manifest: Manifest) =>
-        Object.entries(fixture.target).every(([key, value]) =>
-          key === 'name' ? pick(manifest, 'metadata.name') === value : manifest[key] === value,
-        );
-      assert.ok(good.manifests.some(matches), `${fixture.file}: target matches no object`);
-      const manifests = good.manifests.map((manifest) =>
-        matches(manifest) ? applyPatch(manifest, fixture.patch) : manifest,
+  itCatchesFixtures('k8s', K8S_CHECKS, (fixture) => {
+    const variant = (fixture.subject ?? 'native') as PodVariant;
+    assert.ok(variant in VARIANTS, `${fixture.file}: subject must be native or classic`);
+    const good = input(variant);
+    const matches = (manifest: Manifest) =>
+      Object.entries(fixture.target).every(([key, value]) =>
+        key === 'name' ? pick(manifest, 'metadata.name') === value : manifest[key] === value,
       );
-      assertCaught(findCheck(K8S_CHECKS, fixture.check, fixture.file).run({ ...good, manifests }), fixture);
-    });
-  }
+    assert.ok(good.manifests.some(matches), `${fixture.file}: target matches no object`);
+    const manifests = good.manifests.map((manifest) =>
+      matches(manifest) ? applyPatch(manifest, fixture.patch) : manifest,
+    );
+    return { ...good, manifests };
+  });
 });

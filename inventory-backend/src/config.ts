@@ -11,6 +11,7 @@ import {
 } from '@spanscope/proxy';
 import type { ProfilerSettings } from '@spanscope/proxy';
 import type { TracingConfig } from '@spanscope/proxy/tracing';
+import { RUNTIME_TELEMETRY_KEYS } from '@spanscope/proxy/runtime-telemetry';
 import type { RuntimeTelemetryConfig } from '@spanscope/proxy/runtime-telemetry';
 import { ConfigError } from './errors.ts';
 
@@ -238,21 +239,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     logLevel: values.LOG_LEVEL,
     tracing,
     profiling,
-    runtime: {
-      ...pick(values, [
-        'OTEL_SDK_DISABLED',
-        'OTEL_SERVICE_NAME',
-        'OTEL_RESOURCE_ATTRIBUTES',
-        'OTEL_METRICS_EXPORTER',
-        'OTEL_EXPORTER_OTLP_ENDPOINT',
-        'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT',
-        'OTEL_EXPORTER_OTLP_PROTOCOL',
-        'OTEL_METRIC_EXPORT_INTERVAL',
-        'INCLUDE_RUNTIME_INFO',
-        'ENABLE_CONDITIONAL_PROFILING',
-        'CPU_THRESHOLD_FOR_PROFILING',
-        'MEMORY_THRESHOLD_FOR_PROFILING',
-      ]),
-    },
+    runtime: pick(values, RUNTIME_TELEMETRY_KEYS),
   });
 }

@@ -32,7 +32,7 @@ export const EXIT_SHUTDOWN_FAILED = 1;
 const TELEMETRY_MARGIN_MS = 100;
 
 /**
- * Resolves when `work` settles or after `ms`, whichever comes first; true when the work finished.
+ * Resolves when `work` settles or after `ms`, whichever comes first.
  * Failures are logged, never thrown: telemetry must not make a shutdown fail.
  */
 async function boundedTelemetryStep(
@@ -85,29 +85,13 @@ export function createGracefulShutdown(options: GracefulShutdownOptions): Shutdo
         await repository.close();
         // Telemetry trouble (a collector down) is logged and bounded by the time left; it does
         // not make the shutdown fail.
-        if (profiler !== undefined) {
-          await boundedTelemetryStep(
-            () => profiler.stop(),
-            deadline - Date.now(),
-            logger,
-            'stopping the profiler',
-          );
-        }
-        if (tracing !== undefined) {
-          await boundedTelemetryStep(
-            () => tracing.shutdown(),
-            deadline - Date.now(),
-            logger,
-            'flushing spans',
-          );
-        }
-        if (runtime !== undefined) {
-          await boundedTelemetryStep(
-            () => runtime.shutdown(),
-            deadline - Date.now(),
-            logger,
-            'flushing runtime metrics',
-          );
+        const telemetry: [string, (() => Promise<void>) | undefined][] = [
+          ['stopping the profiler', profiler && (() => profiler.stop())],
+          ['flushing spans', tracing && (() => tracing.shutdown())],
+          ['flushing runtime metrics', runtime && (() => runtime.shutdown())],
+        ];
+        for (const [what, step] of telemetry) {
+          if (step !== undefined) await boundedTelemetryStep(step, deadline - Date.now(), logger, what);
         }
         logger.info('shutdown complete');
       } catch (error) {

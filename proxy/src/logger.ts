@@ -5,7 +5,7 @@
 //
 // The lines are gathered here rather than by sonic-boom's own `minLength`: that mode measures the
 // UTF-8 length of everything pending on every write, flattening the growing string each time, about
-// 8,000 instructions per access-log line with 4 KiB pending (callgrind, README.md "Choosing the
+// 8,000 instructions per access-log line with 4 KiB pending (one-off callgrind runs, README.md "Choosing the
 // forwarding library"). sonic-boom still does the writing (partial writes, EAGAIN).
 import { pino } from 'pino';
 import type { Logger, LevelWithSilent } from 'pino';

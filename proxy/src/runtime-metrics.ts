@@ -78,14 +78,6 @@ export interface ProfilingGateView {
   state(): Pick<ProfilingGateState, 'open' | 'opened' | 'closed' | 'lastUsage'>;
 }
 
-export interface RuntimeGauge {
-  readonly name: string;
-  readonly description: string;
-  readonly unit?: string;
-  /** Undefined: no data point this time. */
-  read(): number | undefined;
-}
-
 export type RuntimeMetricsExporter = 'otlp' | 'console' | 'none';
 
 export interface RuntimeMetricsOptions {
@@ -97,13 +89,10 @@ export interface RuntimeMetricsOptions {
   readonly protocol?: 'http/protobuf' | 'http/json';
   /** OTEL_METRIC_EXPORT_INTERVAL (default 60 000 ms). */
   readonly exportIntervalMs?: number;
-  /** OTEL_METRIC_EXPORT_TIMEOUT (default 30 000 ms, at most the interval). */
-  readonly exportTimeoutMs?: number;
-  /** INCLUDE_RUNTIME_INFO (default true). False: only the profiling gate and the extra gauges. */
+  /** INCLUDE_RUNTIME_INFO (default true). False: only the profiling gate. */
   readonly includeRuntimeInfo?: boolean;
   /** Exports `spanscope.profiling.*` from the gate's state. */
   readonly profiling?: ProfilingGateView;
-  readonly extraGauges?: readonly RuntimeGauge[];
   /** The instrumentation scope (default `spanscope-proxy`). */
   readonly meterName?: string;
   /** Replaces the exporter built from `exporter`/`endpoint`/`protocol` (tests). */
@@ -302,19 +291,6 @@ function instrumentProfiling(meter: Meter, profiling: ProfilingGateView): void {
     });
 }
 
-function instrumentExtra(meter: Meter, gauges: readonly RuntimeGauge[]): void {
-  for (const extra of gauges) {
-    const options =
-      extra.unit === undefined
-        ? { description: extra.description }
-        : { description: extra.description, unit: extra.unit };
-    meter.createObservableGauge(extra.name, options).addCallback((result) => {
-      const value = extra.read();
-      if (value !== undefined && Number.isFinite(value)) result.observe(value);
-    });
-  }
-}
-
 /**
  * Starts exporting. With exporter `none` (and no `metricExporter`) nothing is measured and both
  * methods resolve at once.
@@ -331,17 +307,13 @@ export function startRuntimeMetrics(options: RuntimeMetricsOptions): RuntimeMetr
       new PeriodicExportingMetricReader({
         exporter,
         exportIntervalMillis,
-        exportTimeoutMillis: Math.min(
-          options.exportTimeoutMs ?? DEFAULT_EXPORT_TIMEOUT_MS,
-          exportIntervalMillis,
-        ),
+        exportTimeoutMillis: Math.min(DEFAULT_EXPORT_TIMEOUT_MS, exportIntervalMillis),
       }),
     ],
   });
   const meter = provider.getMeter(options.meterName ?? 'spanscope-proxy');
   const stopRuntime = options.includeRuntimeInfo === false ? () => undefined : instrumentRuntime(meter);
   if (options.profiling !== undefined) instrumentProfiling(meter, options.profiling);
-  instrumentExtra(meter, options.extraGauges ?? []);
 
   let shutdown: Promise<void> | undefined;
   return {

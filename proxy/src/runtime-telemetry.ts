@@ -9,21 +9,23 @@ import { otlpMetricsUrl, registerRuntimePrometheusMetrics, startRuntimeMetrics }
 import type { RuntimeMetrics } from './runtime-metrics.ts';
 import { otelResource } from './tracing.ts';
 
-export type RuntimeTelemetryConfig = Pick<
-  ProxyConfig,
-  | 'OTEL_SDK_DISABLED'
-  | 'OTEL_SERVICE_NAME'
-  | 'OTEL_RESOURCE_ATTRIBUTES'
-  | 'OTEL_METRICS_EXPORTER'
-  | 'OTEL_EXPORTER_OTLP_ENDPOINT'
-  | 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT'
-  | 'OTEL_EXPORTER_OTLP_PROTOCOL'
-  | 'OTEL_METRIC_EXPORT_INTERVAL'
-  | 'INCLUDE_RUNTIME_INFO'
-  | 'ENABLE_CONDITIONAL_PROFILING'
-  | 'CPU_THRESHOLD_FOR_PROFILING'
-  | 'MEMORY_THRESHOLD_FOR_PROFILING'
->;
+/** The settings runtime telemetry reads; the backend picks them from its own config by this list. */
+export const RUNTIME_TELEMETRY_KEYS = [
+  'OTEL_SDK_DISABLED',
+  'OTEL_SERVICE_NAME',
+  'OTEL_RESOURCE_ATTRIBUTES',
+  'OTEL_METRICS_EXPORTER',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_PROTOCOL',
+  'OTEL_METRIC_EXPORT_INTERVAL',
+  'INCLUDE_RUNTIME_INFO',
+  'ENABLE_CONDITIONAL_PROFILING',
+  'CPU_THRESHOLD_FOR_PROFILING',
+  'MEMORY_THRESHOLD_FOR_PROFILING',
+] as const satisfies readonly (keyof ProxyConfig)[];
+
+export type RuntimeTelemetryConfig = Pick<ProxyConfig, (typeof RUNTIME_TELEMETRY_KEYS)[number]>;
 
 /** How long the last runtime-metrics export may hold up a shutdown. */
 const SHUTDOWN_FLUSH_MS = 1_000;

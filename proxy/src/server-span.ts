@@ -140,8 +140,9 @@ class ServerSpan implements Span, ReadableSpan {
     return this;
   }
 
+  // The proxy never links its request span nor records exception events on it (failures are
+  // `error.type` and the status), so these drop what they are given: implement them before using them.
   addLink(): this {
-    // The proxy links nothing to its request span; links are only honoured at start in OTel.
     return this;
   }
 
@@ -174,7 +175,7 @@ class ServerSpan implements Span, ReadableSpan {
   }
 
   recordException(): void {
-    // The proxy records failures as `error.type` and the span status, not as exception events.
+    // Dropped: see addLink.
   }
 
   #now(): HrTime {

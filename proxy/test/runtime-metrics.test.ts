@@ -170,14 +170,6 @@ describe('runtime metrics over OTLP', () => {
         protocol,
         exportIntervalMs: 3_600_000,
         profiling: gate,
-        extraGauges: [
-          {
-            name: 'spanscope.test.extra',
-            description: 'A caller-supplied gauge.',
-            unit: '{thing}',
-            read: () => 42,
-          },
-        ],
       });
       try {
         // Something to measure: a blocked loop, some idle turns for the delay sampler, a GC.
@@ -274,12 +266,10 @@ describe('runtime metrics over OTLP', () => {
       assert.equal(pointValue(switches, { 'spanscope.profiling.state': 'closed' }), 0);
       const usage = only(exported, PROFILING_METRIC_NAMES.usage);
       assert.equal(pointValue(usage, { 'spanscope.resource': 'memory' }), 60);
-
-      assert.equal(pointValue(only(exported, 'spanscope.test.extra')), 42);
     });
   }
 
-  it('INCLUDE_RUNTIME_INFO=false: only the gate and the extra gauges are exported', async () => {
+  it('INCLUDE_RUNTIME_INFO=false: only the gate is exported', async () => {
     receiver.clear();
     const metrics = startRuntimeMetrics({
       resource: RESOURCE,

@@ -7,7 +7,6 @@
 // The server under test runs on CPU 0, the load generator, the ingest receiver and the harness on CPU 1.
 // This file is also the server: `node profiling-suite.ts --child --port P --mode off|profiler|labels`.
 import { randomBytes } from 'node:crypto';
-
 import { Agent, createServer, request } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';

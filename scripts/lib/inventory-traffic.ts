@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { categorizeUserAgent } from '@spanscope/proxy/user-agent';
 import type { UserAgentCategory } from '@spanscope/proxy/user-agent';
 import { UnreachableError } from './errors.ts';
-import { httpRequest } from './http.ts';
+import { baseUrl, httpRequest } from './http.ts';
 
 export interface UserAgent {
   readonly header: string;
@@ -127,21 +127,10 @@ export function parseTraceResponse(
   return { traceId, spanId };
 }
 
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve: (value: T) => void = () => undefined;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
 /** One cycle's product: created by its POST, used by the reads and the update, deleted last. */
 interface Cycle {
   readonly number: number;
-  created: Deferred<number | undefined> | undefined;
+  created: PromiseWithResolvers<number | undefined> | undefined;
   /** Requests that use the product; the DELETE waits for all of them. */
   readonly uses: Promise<unknown>[];
   deleted: boolean;
@@ -172,7 +161,7 @@ function createdId(body: string): number | undefined {
 }
 
 export async function driveTraffic(options: TrafficOptions): Promise<TrafficResult> {
-  const base = options.baseUrl.replace(/\/+$/, '');
+  const base = baseUrl(options.baseUrl);
   const timeoutMs = options.timeoutMs ?? 10_000;
   const started = performance.now();
   const deadline = options.durationMs === undefined ? Infinity : started + options.durationMs;
@@ -239,7 +228,7 @@ export async function driveTraffic(options: TrafficOptions): Promise<TrafficResu
       case 'missing':
         return simple('/no-such-page');
       case 'create': {
-        const created = deferred<number | undefined>();
+        const created = Promise.withResolvers<number | undefined>();
         cycle.created = created;
         return {
           index,
@@ -265,7 +254,7 @@ export async function driveTraffic(options: TrafficOptions): Promise<TrafficResu
       }
       case 'item': {
         const isDelete = step.method === 'DELETE';
-        const done = deferred<undefined>();
+        const done = Promise.withResolvers<undefined>();
         if (isDelete) cycle.deleted = true;
         else cycle.uses.push(done.promise);
         const uses = isDelete ? [...cycle.uses] : [];

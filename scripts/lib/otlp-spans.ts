@@ -149,7 +149,7 @@ interface JsonTraces {
 }
 
 /** OTLP JSON ids are hex; Tempo's answers (gogo/protobuf JSON) have them in base64. */
-export function jsonId(value: string | undefined, bytes: 8 | 16): string | undefined {
+function jsonId(value: string | undefined, bytes: 8 | 16): string | undefined {
   if (value === undefined || value === '') return undefined;
   if (value.length === bytes * 2 && /^[0-9a-fA-F]+$/.test(value)) return value.toLowerCase();
   const decoded = Buffer.from(value, 'base64');

@@ -8,20 +8,20 @@ import { DecodeError, HttpStatusError, UnreachableError, errorMessage } from './
 import { baseUrl, httpRequest, networkReason } from './http.ts';
 import type { ProfileSource, SpanProfile, TimeWindow } from './sources.ts';
 
-export interface StoreSample {
+interface StoreSample {
   readonly labels: Readonly<Record<string, string>>;
   /** One value per sample type. */
   readonly values: readonly number[];
 }
 
-export interface StoreProfile {
+interface StoreProfile {
   /** `type/unit` per sample type, e.g. `wall/nanoseconds`. */
   readonly sampleTypes: readonly string[];
   readonly samples: readonly StoreSample[];
 }
 
 /** A pprof body (gzipped or not) as samples with their string labels resolved. */
-export function decodePprof(body: Uint8Array): StoreProfile {
+function decodePprof(body: Uint8Array): StoreProfile {
   let profile: Profile;
   try {
     const raw = body[0] === 0x1f && body[1] === 0x8b ? gunzipSync(body) : body;
@@ -44,7 +44,7 @@ export function decodePprof(body: Uint8Array): StoreProfile {
 }
 
 /** The wall-time column if there is one (what Grafana shows for a Node span), else the last. */
-export function mainValue(profile: StoreProfile): { index: number; unit: string } {
+function mainValue(profile: StoreProfile): { index: number; unit: string } {
   const wall = profile.sampleTypes.findIndex((t) => t.startsWith('wall/'));
   const index = wall === -1 ? profile.sampleTypes.length - 1 : wall;
   return { index, unit: profile.sampleTypes[index]?.split('/')[1] ?? '' };
@@ -54,9 +54,7 @@ function timeParams(window: TimeWindow): { from: string; until: string } {
   return { from: new Date(window.from).toISOString(), until: new Date(window.until).toISOString() };
 }
 
-export function createProfileStoreSource(adminUrl: string): ProfileSource & {
-  query(params: Record<string, string>): Promise<StoreProfile>;
-} {
+export function createProfileStoreSource(adminUrl: string): ProfileSource {
   const endpoint = `${baseUrl(adminUrl)}/debug/pprof`;
   const query = async (params: Record<string, string>): Promise<StoreProfile> => {
     const target = `${endpoint}?${new URLSearchParams(params).toString()}`;
@@ -88,7 +86,6 @@ export function createProfileStoreSource(adminUrl: string): ProfileSource & {
   };
   return {
     description: `the local store at ${endpoint}`,
-    query,
     async labelValues(service, labels, window) {
       const profile = await query({ service_name: service, ...timeParams(window) });
       const values = new Map<string, Set<string>>(labels.map((l) => [l, new Set()]));

@@ -17,7 +17,7 @@ export function isProfileTypeId(value: string): boolean {
 }
 
 /** `{service_name="…"}` with the value escaped as PromQL-style selectors want. */
-export function serviceSelector(service: string): string {
+function serviceSelector(service: string): string {
   return `{service_name="${service.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"}`;
 }
 

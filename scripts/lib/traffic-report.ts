@@ -5,15 +5,13 @@ import { HANDLERS, USER_AGENTS } from './inventory-traffic.ts';
 import type { TrafficRecord } from './inventory-traffic.ts';
 
 /** The client categories in the order the traffic uses them. */
-export const CATEGORIES: readonly string[] = [...new Set(USER_AGENTS.map((u) => u.category))];
+const CATEGORIES: readonly string[] = [...new Set(USER_AGENTS.map((u) => u.category))];
 
-export const TOTAL = 'total';
-export const UNEXPECTED = 'unexpected status';
+const TOTAL = 'total';
+const UNEXPECTED = 'unexpected status';
 
 /** Request counts keyed `handler` → `category` → count, every handler and category present. */
-export function countByHandlerAndCategory(
-  records: readonly TrafficRecord[],
-): Map<string, Map<string, number>> {
+function countByHandlerAndCategory(records: readonly TrafficRecord[]): Map<string, Map<string, number>> {
   const handlers = [...HANDLERS, ...records.map((r) => r.handler)];
   const counts = new Map<string, Map<string, number>>();
   for (const handler of handlers) {
@@ -47,7 +45,7 @@ export function renderTrafficTable(records: readonly TrafficRecord[]): string {
 }
 
 /** The slowest traced request of each handler: the ones worth a look in Grafana. */
-export function tracesToShow(records: readonly TrafficRecord[]): TrafficRecord[] {
+function tracesToShow(records: readonly TrafficRecord[]): TrafficRecord[] {
   const slowest = new Map<string, TrafficRecord>();
   for (const record of records) {
     if (record.traceId === undefined) continue;

@@ -3,9 +3,10 @@
 // processes, both processes' profiles carry the request's labels, and a span's
 // `pyroscope.profile.id` opens a non-empty profile. Spans and profiles arrive in batches (spans
 // every ≈5 s, profiles every PYROSCOPE_UPLOAD_RATE s), so those checks poll until a deadline.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PROFILE_ID_ATTRIBUTE } from '@spanscope/proxy';
 import { errorMessage } from './errors.ts';
-import { httpRequest } from './http.ts';
+import { baseUrl, httpRequest } from './http.ts';
 import { CYCLE_LENGTH, driveTraffic } from './inventory-traffic.ts';
 import type { TrafficRecord } from './inventory-traffic.ts';
 import type { Span } from './otlp-spans.ts';
@@ -18,7 +19,7 @@ export interface CheckResult {
   readonly reason: string;
 }
 
-export const CHECK = {
+const CHECK = {
   proxy: 'proxy answers',
   traceId: 'trace id returned',
   parent: 'backend span child of proxy span',
@@ -48,10 +49,6 @@ export function formatResult(result: CheckResult): string {
 }
 
 type Attempt = { readonly ok: boolean; readonly reason: string };
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** Retries `attempt` until it passes or the deadline passes; an error ends it at once. */
 async function poll(deadline: number, pollMs: number, attempt: () => Promise<Attempt>): Promise<Attempt> {
@@ -114,7 +111,7 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
 }
 
 async function probeProxy(proxyUrl: string): Promise<Attempt> {
-  const target = `${proxyUrl.replace(/\/+$/, '')}/health`;
+  const target = `${baseUrl(proxyUrl)}/health`;
   const t0 = Date.now();
   try {
     const response = await httpRequest(target, { headers: { 'user-agent': 'spanscope-validate' } });

@@ -10,8 +10,8 @@ import { createTracing } from '@spanscope/proxy/tracing';
 import type { TracingConfig } from '@spanscope/proxy/tracing';
 import { startOtlpListener } from '../lib/otlp-listener.ts';
 import { decodeOtlpJson } from '../lib/otlp-spans.ts';
-import { decodePprof } from '../lib/profile-store.ts';
 import { freePort } from '../../proxy/test/support/proxy-process.ts';
+import { decodeProfile } from '../../proxy/test/support/pyroscope-receiver.ts';
 import { startNpmStart } from './support/npm-start.ts';
 import type { NpmStart } from './support/npm-start.ts';
 import { runScript } from './support/run-script.ts';
@@ -87,7 +87,7 @@ describe('npm run validate against npm start (embedded default)', () => {
       const query = new URLSearchParams({ service_name: service, span_id: id });
       const res = await fetch(`${deployment.adminUrl}/debug/pprof?${query.toString()}`);
       assert.equal(res.status, 200);
-      const profile = decodePprof(new Uint8Array(await res.arrayBuffer()));
+      const profile = decodeProfile(new Uint8Array(await res.arrayBuffer()));
       assert.ok(profile.samples.length > 0, `${service} span ${id} has samples`);
       for (const sample of profile.samples) assert.equal(sample.labels.span_id, id);
     }

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { it } from 'node:test';
 import type { PatchOperation } from './json-patch.ts';
 import { toPatch } from './json-patch.ts';
 import { FIXTURES_DIR, relativeToRepo } from './paths.ts';
@@ -87,7 +88,7 @@ export function replaceText(source: string, fixture: Fixture): string {
   return result;
 }
 
-export function findCheck<Input>(checks: readonly Check<Input>[], id: string, file: string): Check<Input> {
+function findCheck<Input>(checks: readonly Check<Input>[], id: string, file: string): Check<Input> {
   const check = checks.find((candidate) => candidate.id === id);
   assert.ok(check, `${file}: no check "${id}" (known: ${checks.map((c) => c.id).join(', ')})`);
   return check;
@@ -104,11 +105,29 @@ export function assertCaught(problems: readonly string[], fixture: Fixture): voi
 }
 
 /** Asserts that every check is exercised by at least one fixture. */
-export function assertEveryCheckSeeded<Input>(
-  checks: readonly Check<Input>[],
-  fixtures: readonly Fixture[],
-): void {
+function assertEveryCheckSeeded<Input>(checks: readonly Check<Input>[], fixtures: readonly Fixture[]): void {
   const seeded = new Set(fixtures.map((fixture) => fixture.check));
   const unseeded = checks.filter((check) => !seeded.has(check.id)).map((check) => check.id);
   assert.deepEqual(unseeded, [], `checks without a bad fixture: ${unseeded.join(', ')}`);
+}
+
+/**
+ * Registers an area's fixture tests: every check has a seeded mistake in test/fixtures/`area`, and
+ * each fixture's check reports the expected problem on `bad(fixture)` (the good input with the
+ * fixture's mistake applied).
+ */
+export function itCatchesFixtures<Input>(
+  area: string,
+  checks: readonly Check<Input>[],
+  bad: (fixture: Fixture) => Input,
+): void {
+  const fixtures = loadFixtures(area);
+  it(`every rule has a seeded mistake in test/fixtures/${area}`, () => {
+    assertEveryCheckSeeded(checks, fixtures);
+  });
+  for (const fixture of fixtures) {
+    it(`catches ${fixture.file}: ${fixture.why}`, () => {
+      assertCaught(findCheck(checks, fixture.check, fixture.file).run(bad(fixture)), fixture);
+    });
+  }
 }

@@ -38,11 +38,13 @@ export function proxyMetricNames(): Set<string> {
   return names;
 }
 
+// `$$`, `${VAR}` or `$VAR` in a provisioning value.
+const GRAFANA_VARIABLE = /\$\$|\$\{([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g;
+
 /** Grafana's expansion of provisioning values: `$$` is a literal `$`, else $VAR/${VAR} from env. */
 export function expandGrafanaEnv(text: string, env: ReadonlyMap<string, string>): string {
-  return text.replace(
-    /\$\$|\$\{([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
-    (match, braced?: string, bare?: string) => (match === '$$' ? '$' : (env.get(braced ?? bare ?? '') ?? '')),
+  return text.replace(GRAFANA_VARIABLE, (match, braced?: string, bare?: string) =>
+    match === '$$' ? '$' : (env.get(braced ?? bare ?? '') ?? ''),
   );
 }
 
@@ -50,7 +52,7 @@ export function expandGrafanaEnv(text: string, env: ReadonlyMap<string, string>)
 function unescapedDollars(document: unknown, env: ReadonlyMap<string, string>, file: string): string[] {
   const problems: string[] = [];
   for (const { pointer, value } of stringsIn(document)) {
-    for (const match of value.matchAll(/\$\$|\$\{([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g)) {
+    for (const match of value.matchAll(GRAFANA_VARIABLE)) {
       const name = match[1] ?? match[2];
       if (match[0] === '$$' || name === undefined || env.has(name)) continue;
       problems.push(
@@ -354,6 +356,13 @@ function metricsIn(expr: string): string[] {
   );
 }
 
+/** The spanscope_* metrics a PromQL `expr` of `where` queries that the proxy does not register. */
+function unknownMetrics(where: string, expr: unknown, input: GrafanaProvisioning): string[] {
+  return metricsIn(stringOf(expr) ?? '')
+    .filter((name) => !input.metricNames.has(name))
+    .map((name) => `${where}: ${name} is not a metric of the proxy`);
+}
+
 /** Titles (as patterns) of the panels issue 6 asks for. */
 export const REQUIRED_PANELS: readonly RegExp[] = [
   /request rate by handler/i,
@@ -446,11 +455,7 @@ export const DASHBOARD_CHECKS: readonly Check<GrafanaProvisioning>[] = [
     rule: 'every spanscope_* metric a panel queries is one the proxy registers',
     run: (input) =>
       panelsOf(input).flatMap((panel) =>
-        targetsOf(panel).flatMap((target) =>
-          metricsIn(stringOf(target.expr) ?? '')
-            .filter((name) => !input.metricNames.has(name))
-            .map((name) => `${String(panel.title)}: ${name} is not a metric of the proxy`),
-        ),
+        targetsOf(panel).flatMap((target) => unknownMetrics(String(panel.title), target.expr, input)),
       ),
   },
   {
@@ -685,9 +690,7 @@ export const ALERT_CHECKS: readonly Check<GrafanaProvisioning>[] = [
     run: (input) =>
       rulesOf(input).flatMap((rule) =>
         queriesOf(rule).flatMap((query) =>
-          metricsIn(stringOf(pick(query, 'model.expr')) ?? '')
-            .filter((name) => !input.metricNames.has(name))
-            .map((name) => `${String(rule.title)}: ${name} is not a metric of the proxy`),
+          unknownMetrics(String(rule.title), pick(query, 'model.expr'), input),
         ),
       ),
   },

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { it } from 'node:test';
 import { SERIES_LABEL_NAMES } from '@spanscope/proxy';
-import { assertCaught, assertEveryCheckSeeded, findCheck, loadFixtures } from './checks.ts';
+import { itCatchesFixtures } from './checks.ts';
 import type { Check } from './checks.ts';
 import { environmentOf, interpolate, SERVICES } from './compose-checks.ts';
 import { proxyMetricNames } from './grafana-checks.ts';
@@ -43,14 +43,8 @@ export function describeGrafanaChecks(part: Part, checks: readonly Check<Grafana
       assert.deepEqual(check.run(input), []);
     });
   }
-  const fixtures = loadFixtures(`grafana-${part}`);
-  it(`every rule has a seeded mistake in test/fixtures/grafana-${part}`, () => {
-    assertEveryCheckSeeded(checks, fixtures);
-  });
-  for (const fixture of fixtures) {
-    it(`catches ${fixture.file}: ${fixture.why}`, () => {
-      const bad = { ...input, [part]: applyPatch(input[part], fixture.patch) };
-      assertCaught(findCheck(checks, fixture.check, fixture.file).run(bad), fixture);
-    });
-  }
+  itCatchesFixtures(`grafana-${part}`, checks, (fixture) => ({
+    ...input,
+    [part]: applyPatch(input[part], fixture.patch),
+  }));
 }

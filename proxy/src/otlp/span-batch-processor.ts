@@ -23,19 +23,18 @@ export interface EncodingBatchProcessorOptions {
   readonly maxExportBatchSize: number;
   /** OTEL_BSP_SCHEDULE_DELAY: how long a batch that is not full waits for more spans. */
   readonly scheduledDelayMillis: number;
-  /** A batch whose export has not called back by then counts as failed (the SDK's default). */
-  readonly exportTimeoutMillis?: number;
   readonly onDrop: (reason: SpanDropReason, count: number) => void;
 }
 
 const SAMPLED = 1;
+/** A batch whose export has not called back by then counts as failed (the SDK's default). */
+const EXPORT_TIMEOUT_MS = 30_000;
 
 export class EncodingBatchProcessor implements SpanProcessor {
   readonly #exporter: EncodedBatchExporter;
   readonly #maxQueueSize: number;
   readonly #maxBatch: number;
   readonly #delay: number;
-  readonly #exportTimeout: number;
   readonly #onDrop: (reason: SpanDropReason, count: number) => void;
   #filling = new EncodedSpanBatch();
   readonly #full: EncodedSpanBatch[] = [];
@@ -50,7 +49,6 @@ export class EncodingBatchProcessor implements SpanProcessor {
     this.#maxQueueSize = options.maxQueueSize;
     this.#maxBatch = Math.max(1, Math.min(options.maxExportBatchSize, options.maxQueueSize));
     this.#delay = options.scheduledDelayMillis;
-    this.#exportTimeout = options.exportTimeoutMillis ?? 30_000;
     this.#onDrop = options.onDrop;
   }
 
@@ -140,7 +138,7 @@ export class EncodingBatchProcessor implements SpanProcessor {
         if (!delivered) this.#onDrop('export_failed', batch.count);
         resolve();
       };
-      const guard = setTimeout(() => settle(false), this.#exportTimeout);
+      const guard = setTimeout(() => settle(false), EXPORT_TIMEOUT_MS);
       guard.unref();
       try {
         this.#exporter.export(batch, (result) => settle(result.code === ExportResultCode.SUCCESS));

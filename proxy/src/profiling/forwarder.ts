@@ -42,21 +42,9 @@ export interface ForwarderBackoff {
  * deadline (or it came after close()).
  */
 export type ForwardDropReason = 'queue_full' | 'rejected' | 'retries_exhausted' | 'shutdown';
-export const FORWARD_DROP_REASONS: readonly ForwardDropReason[] = [
-  'queue_full',
-  'rejected',
-  'retries_exhausted',
-  'shutdown',
-];
 
 /** Why an attempt is retried: no connection, no answer in time (or a 408), a 5xx, a 429. */
 export type ForwardRetryReason = 'network' | 'timeout' | 'server_error' | 'throttled';
-export const FORWARD_RETRY_REASONS: readonly ForwardRetryReason[] = [
-  'network',
-  'timeout',
-  'server_error',
-  'throttled',
-];
 
 export type ForwarderEvent =
   | { readonly type: 'sent'; readonly bytes: number; readonly attempts: number }

@@ -104,7 +104,6 @@ const OTLP = loadOtlpTypes(
   'opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceResponse',
 );
 
-export type { OtlpEncoding };
 export type DecodedMetricKind = 'gauge' | 'sum' | 'histogram' | 'exponential_histogram' | 'summary';
 export type DecodedTemporality = 'unspecified' | 'delta' | 'cumulative';
 
@@ -273,7 +272,7 @@ function decodeMetric(
 }
 
 /** Decodes an ExportMetricsServiceRequest body (already decompressed). */
-export function decodeMetricsRequest(body: Buffer, encoding: OtlpEncoding): DecodedMetric[] {
+function decodeMetricsRequest(body: Buffer, encoding: OtlpEncoding): DecodedMetric[] {
   const request: WireRequest =
     encoding === 'protobuf'
       ? OTLP.request.toObject(OTLP.request.decode(body), { longs: BigInt })

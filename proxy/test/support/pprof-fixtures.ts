@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 import { Function as PprofFunction, Label, Line, Location, Profile, Sample, ValueType } from 'pprof-format';
 import type { ProfileUpload } from '../../src/profiling/upload.ts';
 
-export const WALL_TYPES: readonly (readonly [string, string])[] = [
+const WALL_TYPES: readonly (readonly [string, string])[] = [
   ['samples', 'count'],
   ['wall', 'nanoseconds'],
   ['cpu', 'nanoseconds'],
@@ -36,7 +36,7 @@ export interface FixtureOptions {
   readonly reverse?: boolean;
 }
 
-export const FILE = '/srv/app/handlers.js';
+const FILE = '/srv/app/handlers.js';
 
 export function buildProfile(options: FixtureOptions): Profile {
   const profile = new Profile();

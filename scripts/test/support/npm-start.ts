@@ -18,10 +18,7 @@ export interface NpmStart {
   stop(): Promise<number | null>;
 }
 
-export interface NpmStartOptions {
-  /** How long to wait for the proxy's /readyz to answer 200. Default 30000 ms. */
-  readonly readyTimeoutMs?: number;
-}
+const READY_TIMEOUT_MS = 30_000;
 
 async function stopChild(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
@@ -40,10 +37,7 @@ async function stopChild(child: ChildProcess): Promise<number | null> {
  * The backend's profiles go to this proxy's tagging endpoint: start.ts derives TAGGING_ENDPOINT
  * from ADMIN_PORT.
  */
-export async function startNpmStart(
-  env: Readonly<Record<string, string>> = {},
-  options: NpmStartOptions = {},
-): Promise<NpmStart> {
+export async function startNpmStart(env: Readonly<Record<string, string>> = {}): Promise<NpmStart> {
   const [proxyPort, adminPort, backendPort] = [await freePort(), await freePort(), await freePort()];
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   const backendUrl = `http://127.0.0.1:${backendPort}`;
@@ -74,9 +68,8 @@ export async function startNpmStart(
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
 
-  const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
   const readiness = await waitForReady(adminUrl, {
-    timeoutMs: readyTimeoutMs,
+    timeoutMs: READY_TIMEOUT_MS,
     hasExited: () => child.exitCode !== null,
     intervalMs: 100,
   });
@@ -85,7 +78,7 @@ export async function startNpmStart(
   }
   if (readiness === 'timed-out') {
     await stopChild(child);
-    throw new Error(`npm start not ready within ${readyTimeoutMs} ms:\n${output}`);
+    throw new Error(`npm start not ready within ${READY_TIMEOUT_MS} ms:\n${output}`);
   }
 
   return {
