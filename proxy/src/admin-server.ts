@@ -104,10 +104,9 @@ export function createAdminServer(options: AdminOptions): Server {
           options.metrics.recordIngest(error.status === 413 ? 'too_large' : 'rejected');
           // A refused upload may still be arriving: close instead of reading the rest.
           if (error.status === 413) res.shouldKeepAlive = false;
-          return jsonAnswer(error.status, { error: error.message, code: error.code });
+          return jsonAnswer(error.status, error.answer());
         }
-        if (error instanceof SpanscopeError)
-          return jsonAnswer(400, { error: error.message, code: error.code });
+        if (error instanceof SpanscopeError) return jsonAnswer(400, error.answer());
         res.emit('admin-error', error);
         return jsonAnswer(500, { error: 'internal error' });
       })

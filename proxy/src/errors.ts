@@ -20,6 +20,11 @@ export class SpanscopeError extends Error {
     this.name = 'SpanscopeError';
     this.code = code;
   }
+
+  /** The JSON body a client is answered with when this error refuses its request. */
+  answer(): Record<string, unknown> {
+    return { error: this.message, code: this.code };
+  }
 }
 
 /** A setting that cannot be used; the message is the one line printed before exiting. */

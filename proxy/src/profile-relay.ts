@@ -10,7 +10,7 @@ import type { ProxyConfig } from './config.ts';
 import type { ProxyMetrics } from './metrics.ts';
 import { createForwarder } from './profiling/forwarder.ts';
 import type { Forwarder } from './profiling/forwarder.ts';
-import { LocalProfileStore, ProfileQueryError, parseProfileQuery } from './profiling/profile-store.ts';
+import { LocalProfileStore, parseProfileQuery } from './profiling/profile-store.ts';
 import { ingestLocal, policeAndTag, readIngestRequest, sharedTagsFrom } from './profiling/tagging.ts';
 import type { IngestedProfile, TaggingPolicy } from './profiling/tagging.ts';
 import type { ProfileUpload } from './profiling/upload.ts';
@@ -137,15 +137,8 @@ export function createProfileRelay(config: ProxyConfig, metrics: ProxyMetrics, l
           error: 'no local profile store: profiles are forwarded to PYROSCOPE_SERVER_ADDRESS',
         });
       }
-      let parsed;
-      try {
-        parsed = parseProfileQuery(query);
-      } catch (error) {
-        if (error instanceof ProfileQueryError) {
-          return jsonAnswer(400, { error: error.message, code: error.code, parameter: error.parameter });
-        }
-        throw error;
-      }
+      // A bad query throws ProfileQueryError, which the admin server answers with a 400 naming the parameter.
+      const parsed = parseProfileQuery(query);
       const result = await store.query(parsed);
       return [
         200,

@@ -97,6 +97,10 @@ export class ProfileQueryError extends SpanscopeError {
     this.name = 'ProfileQueryError';
     this.parameter = parameter;
   }
+
+  override answer(): Record<string, unknown> {
+    return { ...super.answer(), parameter: this.parameter };
+  }
 }
 
 /**
