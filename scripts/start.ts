@@ -3,8 +3,17 @@
 // SIGTERM stops both cleanly; if either exits on its own, the other is stopped too.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import {
+  PROXY_BUILD_DIR,
+  PROXY_ENTRY,
+  PROXY_MALLOC_ENV,
+  PROXY_NODE_FLAGS,
+  PROXY_SOURCE_DIR,
+} from '../proxy/src/launch-settings.ts';
+import { stripTree } from './strip-types.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const envFile = '--env-file-if-exists=.env.profiling';
@@ -13,17 +22,34 @@ interface Service {
   readonly name: string;
   readonly entry: string;
   readonly nodeOptions: readonly string[];
+  readonly env: NodeJS.ProcessEnv;
 }
 
-// V8 sizes the young generation from the machine's memory: on a 24 GiB host it grows to two
-// 64 MiB semi-spaces under load. Capped at 16 MiB, the proxy's RSS under load is lower (the
-// proxy benchmark reports it) with no CPU change we could measure; smaller caps cost CPU.
-// A V8 heap flag only takes effect on the command line, not once the process has started.
-const PROXY_NODE_OPTIONS = ['--max-semi-space-size=16'];
+// The backend pushes its profiles to the proxy's admin port: `ADMIN_PORT=19901 npm start` moves
+// both ends unless TAGGING_ENDPOINT itself is set in the environment.
+const backendEnv: NodeJS.ProcessEnv =
+  process.env.TAGGING_ENDPOINT === undefined && process.env.ADMIN_PORT !== undefined
+    ? { ...process.env, TAGGING_ENDPOINT: `http://127.0.0.1:${process.env.ADMIN_PORT}` }
+    : process.env;
+
+// The proxy starts as it does in its container (proxy/src/launch-settings.ts): from freshly
+// stripped JavaScript, with its heap flags and malloc settings.
+const proxyDir = path.join(root, 'proxy');
+try {
+  stripTree(path.join(proxyDir, PROXY_SOURCE_DIR), path.join(proxyDir, PROXY_BUILD_DIR));
+} catch (error) {
+  process.stderr.write(`npm start: ${(error as Error).message}\n`);
+  process.exit(1);
+}
 
 const SERVICES: readonly Service[] = [
-  { name: 'backend', entry: 'inventory-backend/src/main.ts', nodeOptions: [] },
-  { name: 'proxy  ', entry: 'proxy/src/main.ts', nodeOptions: PROXY_NODE_OPTIONS },
+  { name: 'backend', entry: 'inventory-backend/src/main.ts', nodeOptions: [], env: backendEnv },
+  {
+    name: 'proxy  ',
+    entry: path.join('proxy', PROXY_ENTRY),
+    nodeOptions: PROXY_NODE_FLAGS,
+    env: { ...PROXY_MALLOC_ENV, ...process.env },
+  },
 ];
 
 const children = new Map<string, ChildProcess>();
@@ -40,18 +66,11 @@ function stopAll(signal: NodeJS.Signals): void {
   for (const child of children.values()) child.kill(signal);
 }
 
-// The backend pushes its profiles to the proxy's admin port: `ADMIN_PORT=19901 npm start` moves
-// both ends unless TAGGING_ENDPOINT itself is set in the environment.
-const backendEnv: NodeJS.ProcessEnv =
-  process.env.TAGGING_ENDPOINT === undefined && process.env.ADMIN_PORT !== undefined
-    ? { ...process.env, TAGGING_ENDPOINT: `http://127.0.0.1:${process.env.ADMIN_PORT}` }
-    : process.env;
-
 for (const service of SERVICES) {
   const child = spawn(process.execPath, [...service.nodeOptions, envFile, service.entry], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: service.name === 'backend' ? backendEnv : process.env,
+    env: service.env,
   });
   children.set(service.name, child);
   prefixLines(child.stdout, service.name, process.stdout);

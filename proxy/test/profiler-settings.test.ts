@@ -3,11 +3,15 @@
 // (the heap profile), the conditional gate's hook, and the in-process sink the proxy uses.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { startProfiler } from '@spanscope/proxy';
 import type { StartProfilerOptions } from '@spanscope/proxy';
 import { decodeProfile, startPyroscopeReceiver } from './support/pyroscope-receiver.ts';
 import type { PyroscopeReceiver } from './support/pyroscope-receiver.ts';
 import type { ProfileUpload } from '../src/profiling/upload.ts';
+import { Function as PprofFunction, Line, Location, Profile } from 'pprof-format';
+import { strippedFrom } from '../src/launch-settings.ts';
+import { prepareProfile } from '../src/profiling/ingest.ts';
 
 const SILENT = { info: () => undefined, warn: () => undefined };
 
@@ -71,10 +75,40 @@ describe('profiler settings', () => {
       assert.match(frame ?? '', /^\/.+\/proxy\/test\/profiler-settings\.test\.ts:burn_named_frame:\d+$/);
       // Node 24 runs the TypeScript itself: the line is the .ts line of the function.
       const line = Number((frame ?? '').split(':').pop());
-      assert.equal(line, 34);
+      const source = readFileSync(new URL(import.meta.url), 'utf8').split('\n');
+      assert.equal(line, source.indexOf('function burn_named_frame(ms: number): number {') + 1);
     } finally {
       await receiver.close();
     }
+  });
+
+  it('ENABLE_DETAILED_STACK_TRACES=true from the stripped build: frames name the .ts source', () => {
+    const profile = new Profile();
+    const strings = profile.stringTable;
+    const frames = [
+      ['forward', 'file:///app/proxy/dist/upstream.js', 42],
+      ['encode', '/app/proxy/dist/otlp/span-encoder.js', 7],
+      ['request', '/app/node_modules/undici/lib/dispatcher/pool.js', 9],
+    ] as const;
+    frames.forEach(([name, file, line], i) => {
+      profile.function.push(
+        new PprofFunction({ id: i + 1, name: strings.dedup(name), filename: strings.dedup(file) }),
+      );
+      profile.location.push(new Location({ id: i + 1, line: [new Line({ functionId: i + 1, line })] }));
+    });
+    // The shape @datadog/pprof builds, from the pprof-format package it bundles.
+    prepareProfile(profile as unknown as Parameters<typeof prepareProfile>[0], {
+      strippedFrom: strippedFrom('/app/proxy/dist/'),
+    });
+    assert.deepEqual(
+      profile.function.map((fn) => strings.strings[Number(fn.name)]),
+      [
+        '/app/proxy/src/upstream.ts:forward:42',
+        '/app/proxy/src/otlp/span-encoder.ts:encode:7',
+        '/app/node_modules/undici/lib/dispatcher/pool.js:request:9',
+      ],
+    );
+    assert.equal(strippedFrom('/app/proxy/src/'), undefined, 'the sources themselves are named as they are');
   });
 
   it('ENABLE_DETAILED_STACK_TRACES=false: bare function names, no file or line', async () => {

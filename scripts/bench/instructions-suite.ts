@@ -18,7 +18,7 @@ import type { Managed } from './lib/proc.ts';
 import { writeResults } from './lib/suite.ts';
 import type { CommonOptions, Suite } from './lib/suite.ts';
 import { fmt, renderTable } from './lib/table.ts';
-import { spanscopeEnv } from './proxy-suite.ts';
+import { spanscopeArgs, spanscopeEnv } from './proxy-suite.ts';
 
 const CONTENDERS = ['undici-stream', 'spanscope-bare', 'spanscope-full'] as const;
 type ContenderName = (typeof CONTENDERS)[number];
@@ -133,8 +133,9 @@ async function countOne(
       backendUrl: o.backendUrl,
       sinkPort: name === 'spanscope-full' ? o.sinkPort : undefined,
     });
-    m = spawnManaged(name, 'valgrind', [...valgrind, '--max-semi-space-size=16', 'src/main.ts'], {
-      cwd: path.join(BENCH_DIR, '..', '..', 'proxy'),
+    const proxyDir = path.join(BENCH_DIR, '..', '..', 'proxy');
+    m = spawnManaged(name, 'valgrind', [...valgrind, ...spanscopeArgs(proxyDir)], {
+      cwd: proxyDir,
       env: { ...env, OTEL_METRICS_EXPORTER: 'none' },
     });
     ready = `http://127.0.0.1:${String(adminPort)}/readyz`;

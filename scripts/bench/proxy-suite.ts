@@ -7,6 +7,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
+import {
+  PROXY_BUILD_DIR,
+  PROXY_ENTRY,
+  PROXY_MALLOC_ENV,
+  PROXY_NODE_FLAGS,
+  PROXY_SOURCE_DIR,
+} from '../../proxy/src/launch-settings.ts';
+import { stripTree } from '../strip-types.ts';
 import { BODY_BYTES } from './lib/body.ts';
 import { freePort, httpGet, waitHttp } from './lib/net.ts';
 import {
@@ -127,7 +135,7 @@ export function spanscopeEnv(o: {
   profiled?: boolean;
   extra?: Record<string, string>;
 }): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
+  const env: NodeJS.ProcessEnv = { ...PROXY_MALLOC_ENV };
   for (const [k, v] of Object.entries(process.env)) if (!PROXY_ENV.test(k)) env[k] = v;
   Object.assign(env, {
     PROXY_HOST: '127.0.0.1',
@@ -155,6 +163,20 @@ export function spanscopeEnv(o: {
   });
 }
 
+const stripped = new Set<string>();
+
+/**
+ * Node's arguments for the proxy as `npm start` and its image run it (proxy/src/launch-settings.ts),
+ * relative to `proxyDir`; its sources are stripped to JavaScript first, once per run.
+ */
+export function spanscopeArgs(proxyDir: string): string[] {
+  if (!stripped.has(proxyDir)) {
+    stripTree(path.join(proxyDir, PROXY_SOURCE_DIR), path.join(proxyDir, PROXY_BUILD_DIR));
+    stripped.add(proxyDir);
+  }
+  return [...PROXY_NODE_FLAGS, PROXY_ENTRY];
+}
+
 function spanscope(name: string, description: string, full: boolean, profiled = false): ContenderDef {
   return {
     name,
@@ -174,8 +196,7 @@ function spanscope(name: string, description: string, full: boolean, profiled = 
         extra: full ? ctx.fullEnv : {},
       });
       // stdout (the access log) goes to /dev/null.
-      // As `npm start` runs it (see scripts/start.ts for the young-generation cap).
-      const m = spawnManaged(name, nodeBin(), ['--max-semi-space-size=16', 'src/main.ts'], {
+      const m = spawnManaged(name, nodeBin(), spanscopeArgs(proxyDir), {
         cpu: ctx.pin ? PROXY_CPU : undefined,
         cwd: proxyDir,
         env,

@@ -6,7 +6,9 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { PROXY_ENTRY, PROXY_MALLOC_ENV, PROXY_NODE_FLAGS } from '../../proxy/src/launch-settings.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -16,6 +18,29 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/** The command line and environment of each process whose parent is `ppid`, from /proc. */
+function childrenOf(ppid: number): { argv: string[]; env: Map<string, string> }[] {
+  const found: { argv: string[]; env: Map<string, string> }[] = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      // The command may hold spaces and parentheses: the parent pid is the 2nd field after the last ')'.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== ppid) continue;
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
+      const env = new Map(
+        readFileSync(`/proc/${pid}/environ`, 'utf8')
+          .split('\0')
+          .filter((entry) => entry.includes('='))
+          .map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)] as const),
+      );
+      found.push({ argv, env });
+    } catch {
+      // Gone since the directory was listed.
+    }
+  }
+  return found;
 }
 
 async function waitFor(url: string, timeoutMs: number): Promise<void> {
@@ -90,6 +115,21 @@ describe('npm start', () => {
     const one = await fetch(`${proxy}/product/1`);
     assert.equal(one.status, 200);
     assert.equal(((await one.json()) as { name: string }).name, 'Notebook');
+  });
+
+  it('runs the proxy as its image does: stripped JavaScript, heap flags, malloc settings', () => {
+    const proxyProcess = childrenOf(child.pid ?? -1).find((p) =>
+      p.argv.some((arg) => arg.includes('proxy/')),
+    );
+    assert.ok(proxyProcess, 'a proxy child process');
+    assert.deepEqual(proxyProcess.argv.slice(1), [
+      ...PROXY_NODE_FLAGS,
+      '--env-file-if-exists=.env.profiling',
+      `proxy/${PROXY_ENTRY}`,
+    ]);
+    for (const [name, value] of Object.entries(PROXY_MALLOC_ENV)) {
+      assert.equal(proxyProcess.env.get(name), value, name);
+    }
   });
 
   it('prefixes both logs and stops both processes on Ctrl-C', async () => {

@@ -1,6 +1,6 @@
 // A small Dockerfile linter for the rules of issue 6 ("Images"), plus the .dockerignore matcher
 // Docker uses, so a COPY of an ignored path (a build failure) is caught without a Docker engine.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Check } from './checks.ts';
 import { REPO_ROOT } from './paths.ts';
@@ -82,6 +82,121 @@ function withoutFlags(args: string): { flags: string[]; rest: string } {
     rest = rest.slice(match[0].length);
   }
   return { flags, rest };
+}
+
+// --- where a file in a stage comes from ---------------------------------------------------------
+
+/** One source of a COPY or ADD: where it lands in the stage, and where it comes from. */
+interface Placement {
+  /** The instruction's position in its stage: a RUN sees only the copies made before it. */
+  readonly index: number;
+  /** The stage (or image) named by --from; undefined for the build context. */
+  readonly from: string | undefined;
+  /** Relative to the context ('' for its root), or absolute in the `from` stage. */
+  readonly source: string;
+  /** The absolute path the source lands on; a directory's contents land below it. */
+  readonly target: string;
+  /** A single file (a directory's children are not looked up below it). */
+  readonly file: boolean;
+}
+
+/** The instructions of a stage with the working directory each one runs in. */
+function withWorkdirs(stage: Stage): { instruction: Instruction; workdir: string }[] {
+  let workdir = '/';
+  return stage.instructions.map((instruction) => {
+    if (instruction.keyword === 'WORKDIR') workdir = path.posix.resolve(workdir, instruction.args);
+    return { instruction, workdir };
+  });
+}
+
+/** Whether absolute path `file` lies below directory `dir` (not `dir` itself). */
+function isBelow(dir: string, file: string): boolean {
+  const relative = path.posix.relative(dir, file);
+  return relative !== '' && relative !== '..' && !relative.startsWith('../');
+}
+
+/** The working directory at the end of a stage: where ENTRYPOINT paths resolve. */
+function finalWorkdir(stage: Stage): string {
+  return withWorkdirs(stage).at(-1)?.workdir ?? '/';
+}
+
+/**
+ * Whether a copied source is a single file. The context can be looked at; another stage's files
+ * cannot, so a name with an extension counts as a file there.
+ */
+function isFileSource(from: string | undefined, source: string): boolean {
+  if (from !== undefined) return path.posix.extname(source) !== '';
+  const full = path.join(REPO_ROOT, source);
+  return existsSync(full) && statSync(full).isFile();
+}
+
+function placementsOf(stage: Stage): Placement[] {
+  const placements: Placement[] = [];
+  for (const [index, { instruction, workdir }] of withWorkdirs(stage).entries()) {
+    if (instruction.keyword !== 'COPY' && instruction.keyword !== 'ADD') continue;
+    const { flags, rest } = withoutFlags(instruction.args);
+    const from = flags.find((flag) => flag.startsWith('from='))?.slice('from='.length);
+    const words = jsonArray(rest) ?? rest.split(/\s+/);
+    const destination = words.at(-1) ?? '.';
+    const sources = words.slice(0, -1);
+    // Into a directory when the destination says so (trailing slash) or there are several sources.
+    const intoDirectory = destination.endsWith('/') || sources.length > 1;
+    for (const written of sources) {
+      const source =
+        from === undefined ? path.posix.normalize(written).replace(/^\.(\/|$)|\/$/g, '') : written;
+      const file = isFileSource(from, source);
+      const base = path.posix.resolve(workdir, destination);
+      const target = file && intoDirectory ? path.posix.join(base, path.posix.basename(source)) : base;
+      placements.push({ index, from, source, target, file });
+    }
+  }
+  return placements;
+}
+
+/**
+ * Where an absolute path of a stage comes from: the last copy that covers it (later layers win)
+ * among the instructions before `before`, with the path in that copy's source.
+ */
+function originOf(
+  stage: Stage,
+  target: string,
+  before = Number.POSITIVE_INFINITY,
+): { placement: Placement; source: string } | undefined {
+  const covering = placementsOf(stage)
+    .filter((placement) => placement.index < before)
+    .filter(
+      (placement) => placement.target === target || (!placement.file && isBelow(placement.target, target)),
+    )
+    .at(-1);
+  if (covering === undefined) return undefined;
+  const below = path.posix.relative(covering.target, target);
+  return {
+    placement: covering,
+    source: below === '' ? covering.source : path.posix.join(covering.source, below),
+  };
+}
+
+/** A `RUN node …/strip-types.ts <src> <out>`, its paths resolved in the stage. */
+interface StripRun {
+  readonly index: number;
+  readonly line: number;
+  readonly tool: string;
+  readonly src: string;
+  readonly out: string;
+}
+
+const STRIP_TYPES = 'scripts/strip-types.ts';
+
+function stripRunsOf(stage: Stage): StripRun[] {
+  return withWorkdirs(stage).flatMap(({ instruction, workdir }, index) => {
+    if (instruction.keyword !== 'RUN') return [];
+    const command = instruction.json?.join(' ') ?? withoutFlags(instruction.args).rest;
+    const match = /\bnode\s+(?:--\S+\s+)*(\S*strip-types\.ts)\s+(\S+)\s+(\S+)/.exec(command);
+    if (match === null) return [];
+    const [, tool = '', src = '', out = ''] = match;
+    const resolve = (file: string): string => path.posix.resolve(workdir, file);
+    return [{ index, line: instruction.line, tool: resolve(tool), src: resolve(src), out: resolve(out) }];
+  });
 }
 
 // --- .dockerignore ------------------------------------------------------------------------------
@@ -194,6 +309,65 @@ function envAssignments(instruction: Instruction): Map<string, string> {
   return assignments;
 }
 
+/** The final stage's environment, as ENV instructions leave it (a later assignment wins). */
+export function finalEnv(build: DockerBuild): Map<string, string> {
+  return new Map(all(finalStage(build), 'ENV').flatMap((instruction) => [...envAssignments(instruction)]));
+}
+
+/** The command the container runs: the exec-form ENTRYPOINT with CMD's arguments, or CMD alone. */
+export function finalCommand(build: DockerBuild): string[] {
+  const stage = finalStage(build);
+  const entrypoint = all(stage, 'ENTRYPOINT').at(-1)?.json;
+  const cmd = all(stage, 'CMD').at(-1)?.json ?? [];
+  return entrypoint === undefined ? [...cmd] : [...entrypoint, ...cmd];
+}
+
+/** An earlier stage named by `--from` (a name or an index), or undefined for anything else. */
+function earlierStage(stages: readonly Stage[], from: string): Stage | undefined {
+  const index = /^\d+$/.test(from) ? Number(from) : stages.findIndex((stage) => stage.name === from);
+  return index >= 0 && index < stages.length - 1 ? stages[index] : undefined;
+}
+
+/**
+ * Problems with an entry script copied from another stage: that stage must strip it from sources
+ * it copies from the context, with scripts/strip-types.ts copied from the context too.
+ */
+function builtInStage(
+  build: DockerBuild,
+  stages: readonly Stage[],
+  from: string,
+  file: string,
+  script: string,
+): string[] {
+  const stage = earlierStage(stages, from);
+  if (stage === undefined) {
+    return [`${build.file}: ${script} is copied from ${from}, which is not an earlier stage`];
+  }
+  const run = stripRunsOf(stage)
+    .filter((candidate) => isBelow(candidate.out, file) && file.endsWith('.js'))
+    .at(-1);
+  if (run === undefined) {
+    return [`${build.file}: ${script} is copied from stage ${from}, which does not build it`];
+  }
+  const problems: string[] = [];
+  const tool = originOf(stage, run.tool, run.index);
+  if (tool === undefined || tool.placement.from !== undefined || tool.source !== STRIP_TYPES) {
+    problems.push(
+      `${build.file}:${String(run.line)}: stage ${from} runs ${STRIP_TYPES} without copying it from the build context`,
+    );
+  }
+  const sourceFile = path.posix.join(run.src, path.posix.relative(run.out, file).replace(/\.js$/, '.ts'));
+  const source = originOf(stage, sourceFile, run.index);
+  if (source === undefined || source.placement.from !== undefined) {
+    problems.push(
+      `${build.file}:${String(run.line)}: stage ${from} strips ${run.src} without copying it from the build context`,
+    );
+  } else if (!existsSync(path.join(REPO_ROOT, source.source))) {
+    problems.push(`${build.file}: ${script} is stripped from ${source.source}, which does not exist`);
+  }
+  return problems;
+}
+
 export const DOCKERFILE_CHECKS: readonly Check<DockerBuild>[] = [
   {
     id: 'base-image',
@@ -250,25 +424,20 @@ export const DOCKERFILE_CHECKS: readonly Check<DockerBuild>[] = [
   },
   {
     id: 'entrypoint-target',
-    rule: 'the entry script exists and is copied into the image',
+    rule: 'the entry script is copied into the image from the repository or from a stage that strips it',
     run: (build) => {
-      const stage = finalStage(build);
+      const stages = stagesOf(parseDockerfile(build.source));
+      const stage = stages.at(-1);
       const command = all(stage, 'ENTRYPOINT').at(-1)?.json ?? all(stage, 'CMD').at(-1)?.json ?? [];
       const script = command.find((word) => word.endsWith('.ts') || word.endsWith('.js'));
-      if (script === undefined) return [`${build.file}: the command names no script`];
-      const problems = existsSync(path.join(REPO_ROOT, script))
+      if (stage === undefined || script === undefined) return [`${build.file}: the command names no script`];
+      const origin = originOf(stage, path.posix.resolve(finalWorkdir(stage), script));
+      if (origin === undefined) return [`${build.file}: ${script} is never copied into the final stage`];
+      const { from } = origin.placement;
+      if (from !== undefined) return builtInStage(build, stages, from, origin.source, script);
+      return existsSync(path.join(REPO_ROOT, origin.source))
         ? []
-        : [`${build.file}: ${script} does not exist`];
-      const copied = all(stage, 'COPY').some((instruction) => {
-        const { flags, rest } = withoutFlags(instruction.args);
-        if (flags.some((flag) => flag.startsWith('from='))) return false;
-        const words = rest.split(/\s+/);
-        return words
-          .slice(0, -1)
-          .some((source) => script === source || script.startsWith(`${source.replace(/\/$/, '')}/`));
-      });
-      if (!copied) problems.push(`${build.file}: ${script} is never copied into the final stage`);
-      return problems;
+        : [`${build.file}: ${origin.source} does not exist`];
     },
   },
   {
@@ -289,12 +458,7 @@ export const DOCKERFILE_CHECKS: readonly Check<DockerBuild>[] = [
     id: 'node-env',
     rule: 'NODE_ENV=production in the final stage',
     run: (build) => {
-      const value = all(finalStage(build), 'ENV')
-        .map(envAssignments)
-        .reduce<string | undefined>(
-          (current, assignments) => assignments.get('NODE_ENV') ?? current,
-          undefined,
-        );
+      const value = finalEnv(build).get('NODE_ENV');
       return value === 'production'
         ? []
         : [`${build.file}: NODE_ENV is ${String(value)}, expected production`];

@@ -65,6 +65,11 @@ export interface PrepareOptions {
   readonly detailed?: boolean;
   /** Stripped from paths in the SDK's `./path` form; unused when `detailed`. */
   readonly cwd?: string;
+  /**
+   * The process runs stripped JavaScript (launch-settings.ts): frames in `built` name the `.ts`
+   * file in `source` it was stripped from, whose lines are the same.
+   */
+  readonly strippedFrom?: { readonly built: string; readonly source: string } | undefined;
 }
 
 /** Go sample-type names, and frame names in the form ENABLE_DETAILED_STACK_TRACES asks for. */
@@ -92,6 +97,10 @@ export function prepareProfile(profile: Profile, options: PrepareOptions = {}): 
       if (name.includes(':') && !name.startsWith('(anonymous')) continue;
       let file = strings[Number(fn.filename)] ?? '';
       if (file.startsWith('file://')) file = file.slice('file://'.length);
+      const stripped = options.strippedFrom;
+      if (stripped !== undefined && file.startsWith(stripped.built) && file.endsWith('.js')) {
+        file = `${stripped.source}${file.slice(stripped.built.length, -'.js'.length)}.ts`;
+      }
       if (options.cwd !== undefined) file = file.replace(options.cwd, '.');
       fn.name = profile.stringTable.dedup(`${file}:${name}:${String(line.line)}`);
       renamed.add(fn);

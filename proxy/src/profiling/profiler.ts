@@ -12,6 +12,7 @@
 // Profiling never fails a request: without a server it is off (one log line), a start, label,
 // collect or upload failure is logged once, and `run*` then simply run the function.
 import type * as Pprof from '@datadog/pprof';
+import { fileURLToPath } from 'node:url';
 import { LabelError } from '../errors.ts';
 import {
   EMPTY_LABELS,
@@ -27,6 +28,7 @@ import {
 import type { LabelSwitches, ProfileLabels } from '../labels.ts';
 import type { ProfilerSettings } from './config.ts';
 import { prepareProfile, pushUpload } from './ingest.ts';
+import { strippedFrom } from '../launch-settings.ts';
 import type { IngestTarget } from './ingest.ts';
 import type { ProfileUpload } from './upload.ts';
 
@@ -117,6 +119,8 @@ type TimeApi = typeof Pprof.time;
 type HeapApi = typeof Pprof.heap;
 type EncodeFn = typeof Pprof.encode;
 
+// Run from the stripped build (launch-settings.ts), the proxy's own frames name its sources.
+const STRIPPED_FROM = strippedFrom(fileURLToPath(new URL('../', import.meta.url)));
 const MICROS_PER_SECOND = 1_000_000;
 const DEFAULT_SAMPLING_INTERVAL_MICROS = 10_000;
 /** Label sets of distinct handler/route/method/user_agent combinations (and span names) kept ready; cleared when full. */
@@ -485,7 +489,9 @@ class ProfilerHandle implements Profiler {
     const upload = (async () => {
       try {
         for (const { profile, sampleRate } of profiles) {
-          const body = await encode(prepareProfile(profile, { detailed: this.detailedStackTraces }));
+          const body = await encode(
+            prepareProfile(profile, { detailed: this.detailedStackTraces, strippedFrom: STRIPPED_FROM }),
+          );
           await send({
             applicationName: this.applicationName,
             tags: target?.tags ?? {},

@@ -61,14 +61,23 @@ function baseEnv(): Record<string, string> {
   return env;
 }
 
-/** Spawns `node proxy/src/main.ts` with exactly `env` (plus PATH and HOME); does not wait. */
-export function spawnProxyProcess(env: Record<string, string>): {
+/** Node's arguments by default: the TypeScript sources as they are. */
+const SOURCE_ARGV: readonly string[] = ['proxy/src/main.ts'];
+
+/**
+ * Spawns `node <argv>` (default `proxy/src/main.ts`, from the repository root) with exactly `env`
+ * (plus PATH and HOME); does not wait.
+ */
+export function spawnProxyProcess(
+  env: Record<string, string>,
+  argv: readonly string[] = SOURCE_ARGV,
+): {
   child: ChildProcess;
   stdout: () => string;
   stderr: () => string;
   exited: Promise<Exit>;
 } {
-  const child = spawn(process.execPath, ['proxy/src/main.ts'], {
+  const child = spawn(process.execPath, argv, {
     cwd: REPO_ROOT,
     env: { ...baseEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -120,6 +129,8 @@ export async function waitForReady(
 export interface StartProxyProcessOptions {
   /** How long to wait for `/readyz` to answer 200. Default 10000 ms. */
   readonly readyTimeoutMs?: number;
+  /** Node's flags and entry script, from the repository root. Default `proxy/src/main.ts`. */
+  readonly argv?: readonly string[];
 }
 
 /**
@@ -133,19 +144,22 @@ export async function startProxyProcess(
 ): Promise<ProxyProcess> {
   const port = await freePort();
   const adminPort = await freePort();
-  const spawned = spawnProxyProcess({
-    PROXY_HOST: '127.0.0.1',
-    PROXY_PORT: String(port),
-    ADMIN_PORT: String(adminPort),
-    BACKEND_URL: backendUrl,
-    OTEL_TRACES_EXPORTER: 'none',
-    OTEL_METRICS_EXPORTER: 'none',
-    ACCESS_LOG: 'false',
-    LOG_LEVEL: 'warn',
-    // Profiling only where a test points it at a Pyroscope receiver or asks for it.
-    ENABLE_PROFILING: env.PYROSCOPE_SERVER_ADDRESS === undefined ? 'false' : 'true',
-    ...env,
-  });
+  const spawned = spawnProxyProcess(
+    {
+      PROXY_HOST: '127.0.0.1',
+      PROXY_PORT: String(port),
+      ADMIN_PORT: String(adminPort),
+      BACKEND_URL: backendUrl,
+      OTEL_TRACES_EXPORTER: 'none',
+      OTEL_METRICS_EXPORTER: 'none',
+      ACCESS_LOG: 'false',
+      LOG_LEVEL: 'warn',
+      // Profiling only where a test points it at a Pyroscope receiver or asks for it.
+      ENABLE_PROFILING: env.PYROSCOPE_SERVER_ADDRESS === undefined ? 'false' : 'true',
+      ...env,
+    },
+    options.argv,
+  );
   const { child, exited } = spawned;
   const state: { exited: boolean; exit: Exit | undefined } = { exited: false, exit: undefined };
   void exited.then((exit) => {
