@@ -23,11 +23,11 @@ export const PYROSCOPE_SECRET = 'spanscope-pyroscope';
 /** README "Benchmarks", fully instrumented proxy with the profiler (last run). */
 export const MEASURED = {
   /** vCPU per 1000 requests/s at saturation. */
-  cpuPer1000Rps: 0.124,
+  cpuPer1000Rps: 0.165,
   /** RSS under load. */
-  rssUnderLoadMiB: 170,
-  /** Highest RSS seen in the benchmark table (profiler with labels). */
-  rssPeakMiB: 224,
+  rssUnderLoadMiB: 113,
+  /** Highest RSS seen in the benchmark (profiler with labels). */
+  rssPeakMiB: 130,
 } as const;
 
 /** Seconds a process may need after SIGTERM beyond SHUTDOWN_TIMEOUT_MS: the span and profile flush. */
