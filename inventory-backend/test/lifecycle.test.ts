@@ -137,6 +137,85 @@ describe('createGracefulShutdown', () => {
   }
 });
 
+describe('telemetry at shutdown', () => {
+  let database: TestDatabase;
+  before(async () => {
+    database = await createTestDatabase('sqlite', 'lifecycle-telemetry');
+  });
+  after(async () => {
+    await database.drop();
+  });
+
+  /** A logger whose warnings the test reads back. */
+  function capturingLogger() {
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino(
+      { level: 'warn' },
+      { write: (line: string) => lines.push(JSON.parse(line) as { level: number; msg: string }) },
+    );
+    return { logger, warnings: () => lines.filter((line) => line.level === 40).map((line) => line.msg) };
+  }
+
+  it('after the database: stops the profiler, then flushes spans, then runtime metrics; exits 0', async () => {
+    const order: string[] = [];
+    const server = await startTestServer(database, {
+      wrapRepository: (repository) => ({
+        ...repository,
+        close: async () => {
+          await repository.close();
+          order.push('database');
+        },
+      }),
+    });
+    const step = (name: string) => async () => {
+      // A step that takes a while: the next one must still wait for it.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      order.push(name);
+    };
+    const exits: number[] = [];
+    await createGracefulShutdown({
+      app: server.app,
+      repository: server.repository,
+      profiler: { stop: step('profiler') },
+      tracing: { shutdown: step('spans') },
+      runtime: { shutdown: step('runtime metrics') },
+      logger: silent,
+      timeoutMs: 5_000,
+      exit: (code) => exits.push(code),
+    })('SIGTERM');
+    assert.deepEqual(order, ['database', 'profiler', 'spans', 'runtime metrics']);
+    assert.deepEqual(exits, [0]);
+  });
+
+  it('a failing or hanging step is logged and bounded by the time left; the exit is still 0', async () => {
+    const server = await startTestServer(database);
+    const { logger, warnings } = capturingLogger();
+    let runtimeFlushed = false;
+    const exits: number[] = [];
+    const timeoutMs = 600;
+    const started = Date.now();
+    await createGracefulShutdown({
+      app: server.app,
+      repository: server.repository,
+      profiler: { stop: () => Promise.reject(new Error('pyroscope unreachable')) },
+      tracing: { shutdown: () => new Promise<void>(() => undefined) },
+      runtime: {
+        shutdown: () => {
+          runtimeFlushed = true;
+          return Promise.resolve();
+        },
+      },
+      logger,
+      timeoutMs,
+      exit: (code) => exits.push(code),
+    })('SIGTERM');
+    assert.deepEqual(exits, [0], 'telemetry trouble does not fail the shutdown');
+    assert.ok(Date.now() - started < timeoutMs, 'done before the forced exit');
+    assert.ok(runtimeFlushed, 'the steps after a hanging one still run');
+    assert.deepEqual(warnings(), ['stopping the profiler failed', 'flushing spans did not finish in time']);
+  });
+});
+
 function postSlowly(port: number, body: string) {
   const req = httpRequest({
     host: '127.0.0.1',
