@@ -10,7 +10,7 @@
 // the line and column of the source: stack traces and profile frames name `dist/x.js:L` for
 // `src/x.ts:L`. Only the erasable syntax Node runs anyway is accepted (no enums or namespaces);
 // anything else stops the build with the file named.
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import path from 'node:path';
 
@@ -60,20 +60,29 @@ function sourceFiles(dir: string): string[] {
 }
 
 /**
- * Strips every `.ts` file under `srcDir` into `outDir` (emptied first), keeping the folder layout.
- * Returns the relative paths written.
+ * Strips every `.ts` file under `srcDir` into `outDir`, keeping the folder layout, and removes any
+ * other file there. Returns the relative paths written.
+ *
+ * A proxy may be starting from `outDir` meanwhile (`npm start` beside a test run): each file is
+ * written aside and renamed into place, so a reader sees the old file or the new one, never half.
  */
 export function stripTree(srcDir: string, outDir: string): string[] {
   const files = sourceFiles(srcDir);
   if (files.length === 0) throw new StripTypesError(`${srcDir}: no .ts files to strip`);
-  rmSync(outDir, { recursive: true, force: true });
   const written: string[] = [];
   for (const file of files) {
     const from = path.join(srcDir, file);
     const to = path.join(outDir, file.replace(/\.ts$/, '.js'));
     mkdirSync(path.dirname(to), { recursive: true });
-    writeFileSync(to, stripSource(readFileSync(from, 'utf8'), from));
+    const aside = `${to}.${String(process.pid)}.tmp`;
+    writeFileSync(aside, stripSource(readFileSync(from, 'utf8'), from));
+    renameSync(aside, to);
     written.push(path.relative(outDir, to));
+  }
+  const wanted = new Set(written);
+  for (const entry of readdirSync(outDir, { recursive: true, withFileTypes: true })) {
+    const relative = path.relative(outDir, path.join(entry.parentPath, entry.name));
+    if (entry.isFile() && !wanted.has(relative)) rmSync(path.join(outDir, relative), { force: true });
   }
   return written;
 }

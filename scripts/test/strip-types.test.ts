@@ -2,7 +2,7 @@
 // lines and columns, imports that resolve, and a proxy that starts and forwards from them.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PROXY_MALLOC_ENV, PROXY_NODE_FLAGS } from '../../proxy/src/launch-settings.ts';
@@ -88,6 +88,9 @@ describe('the proxy started from its stripped sources', () => {
     const cache = path.join(root, 'node_modules', '.cache');
     mkdirSync(cache, { recursive: true });
     outDir = mkdtempSync(path.join(cache, 'strip-types-test-'));
+    // Left from an earlier build whose source has gone: must not survive this one.
+    mkdirSync(path.join(outDir, 'removed'));
+    writeFileSync(path.join(outDir, 'removed', 'gone.js'), 'throw new Error("stale");\n');
     written = stripTree(proxySrc, outDir);
     backend = await startEchoBackend();
     proxy = await startProxyProcess(backend.url, PROXY_MALLOC_ENV, {
@@ -101,7 +104,7 @@ describe('the proxy started from its stripped sources', () => {
     rmSync(outDir, { recursive: true, force: true });
   });
 
-  it('writes one .js file per source file, line for line', () => {
+  it('writes one .js file per source file, line for line, and nothing else', () => {
     const sources = readdirSync(proxySrc, { recursive: true })
       .map(String)
       .filter((file) => file.endsWith('.ts'))
@@ -110,6 +113,11 @@ describe('the proxy started from its stripped sources', () => {
       written,
       sources.map((file) => file.replace(/\.ts$/, '.js')),
     );
+    const present = readdirSync(outDir, { recursive: true, withFileTypes: true })
+      .filter((entry) => entry.isFile())
+      .map((entry) => path.relative(outDir, path.join(entry.parentPath, entry.name)))
+      .sort();
+    assert.deepEqual(present, [...written].sort(), 'no stale file, no file written aside');
     for (const file of sources) {
       const source = readFileSync(path.join(proxySrc, file), 'utf8');
       const stripped = readFileSync(path.join(outDir, file.replace(/\.ts$/, '.js')), 'utf8');
