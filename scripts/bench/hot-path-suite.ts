@@ -310,9 +310,6 @@ async function runSuite(common: CommonOptions): Promise<string> {
   );
   await Promise.resolve();
   return writeResults(common.outDir, 'hot-path', {
-    suite: 'hot-path',
-    at: new Date().toISOString(),
-    node: process.version,
     rounds,
     results,
   });

@@ -251,9 +251,6 @@ async function runSuite(common: CommonOptions): Promise<string> {
     ),
   );
   return writeResults(common.outDir, 'instructions', {
-    suite: 'instructions',
-    at: new Date().toISOString(),
-    node: process.version,
     requests,
     warmup,
     results,

@@ -392,9 +392,6 @@ async function runSuite(common: CommonOptions, flags: FlagValues): Promise<strin
       `\nattribution ${fmt(attribution.accuracyPct, 2)}% (target >= 98%), cost ${fmt(costRatio, 3)}× (target <= 1.2×)`,
     );
     const result = {
-      suite: 'profiling',
-      at: new Date().toISOString(),
-      node: process.version,
       attribution,
       cost: { runs, medianUsPerRequest: perMode, ratioLabelsVsOff: costRatio, uploadRateS },
       targets: { accuracyPct: 98, costRatio: 1.2 },

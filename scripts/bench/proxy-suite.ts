@@ -1050,12 +1050,10 @@ async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<
     }
 
     const result = {
-      suite: 'proxy',
       startedAt,
       finishedAt: new Date().toISOString(),
       settings: { ...s, fullEnv, only: common.only ?? null },
       environment: {
-        node: process.version,
         nginx: commandPath('nginx') ? nginxVersion(commandPath('nginx') ?? 'nginx') : null,
         wrk: commandPath('wrk') ?? null,
         cpuModel: cpuModel(),

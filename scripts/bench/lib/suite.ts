@@ -32,14 +32,15 @@ export interface Suite {
   run(common: CommonOptions, flags: FlagValues): Promise<string>;
 }
 
-/** Writes a suite's results as `<outDir>/<suite>-<UTC time>.json`; returns the file's path. */
-export function writeResults(outDir: string, suite: string, result: unknown): string {
-  const stamp = new Date()
-    .toISOString()
-    .replace(/\.\d+Z$/, 'Z')
-    .replace(/:/g, '-');
+/**
+ * Writes a suite's results as `<outDir>/<suite>-<UTC time>.json`, headed by what every result file
+ * says (the suite, when, which Node); returns the file's path.
+ */
+export function writeResults(outDir: string, suite: string, result: Record<string, unknown>): string {
+  const at = new Date().toISOString();
+  const stamp = at.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
   mkdirSync(outDir, { recursive: true });
   const file = path.join(outDir, `${suite}-${stamp}.json`);
-  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ suite, at, node: process.version, ...result }, null, 2) + '\n');
   return file;
 }
