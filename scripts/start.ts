@@ -6,14 +6,8 @@ import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import {
-  PROXY_BUILD_DIR,
-  PROXY_ENTRY,
-  PROXY_MALLOC_ENV,
-  PROXY_NODE_FLAGS,
-  PROXY_SOURCE_DIR,
-} from '../proxy/src/launch-settings.ts';
-import { stripTree } from './strip-types.ts';
+import { PROXY_ENTRY, PROXY_MALLOC_ENV, PROXY_NODE_FLAGS } from '../proxy/src/launch-settings.ts';
+import { stripProxy } from './strip-types.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const envFile = '--env-file-if-exists=.env.profiling';
@@ -34,9 +28,8 @@ const backendEnv: NodeJS.ProcessEnv =
 
 // The proxy starts as it does in its container (proxy/src/launch-settings.ts): from freshly
 // stripped JavaScript, with its heap flags and malloc settings.
-const proxyDir = path.join(root, 'proxy');
 try {
-  stripTree(path.join(proxyDir, PROXY_SOURCE_DIR), path.join(proxyDir, PROXY_BUILD_DIR));
+  stripProxy(path.join(root, 'proxy'));
 } catch (error) {
   process.stderr.write(`npm start: ${(error as Error).message}\n`);
   process.exit(1);

@@ -13,6 +13,7 @@
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import path from 'node:path';
+import { PROXY_BUILD_DIR, PROXY_SOURCE_DIR } from '../proxy/src/launch-settings.ts';
 
 /** A relative module specifier ending in `.ts`, in a static import/export or a dynamic import(). */
 const RELATIVE_TS_SPECIFIER = /(\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)(['"])(\.{1,2}\/[^'"\n]*?)\.ts\2/g;
@@ -85,6 +86,11 @@ export function stripTree(srcDir: string, outDir: string): string[] {
     if (entry.isFile() && !wanted.has(relative)) rmSync(path.join(outDir, relative), { force: true });
   }
   return written;
+}
+
+/** The proxy's sources stripped into the build its launchers run (proxy/src/launch-settings.ts). */
+export function stripProxy(proxyDir: string): string[] {
+  return stripTree(path.join(proxyDir, PROXY_SOURCE_DIR), path.join(proxyDir, PROXY_BUILD_DIR));
 }
 
 if (import.meta.main) {

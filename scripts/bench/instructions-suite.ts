@@ -18,7 +18,7 @@ import type { Managed } from './lib/proc.ts';
 import { writeResults } from './lib/suite.ts';
 import type { CommonOptions, Suite } from './lib/suite.ts';
 import { fmt, renderTable } from './lib/table.ts';
-import { spanscopeArgs, spanscopeEnv } from './proxy-suite.ts';
+import { spanscopeEnv, spanscopeLaunch } from './proxy-suite.ts';
 
 const CONTENDERS = ['undici-stream', 'spanscope-bare', 'spanscope-full'] as const;
 type ContenderName = (typeof CONTENDERS)[number];
@@ -134,9 +134,10 @@ async function countOne(
       sinkPort: name === 'spanscope-full' ? o.sinkPort : undefined,
     });
     const proxyDir = path.join(BENCH_DIR, '..', '..', 'proxy');
-    m = spawnManaged(name, 'valgrind', [...valgrind, ...spanscopeArgs(proxyDir)], {
+    const launch = spanscopeLaunch(proxyDir, 'shipped');
+    m = spawnManaged(name, 'valgrind', [...valgrind, ...launch.args], {
       cwd: proxyDir,
-      env: { ...env, OTEL_METRICS_EXPORTER: 'none' },
+      env: { ...launch.env, ...env, OTEL_METRICS_EXPORTER: 'none' },
     });
     ready = `http://127.0.0.1:${String(adminPort)}/readyz`;
   }

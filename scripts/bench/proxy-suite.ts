@@ -4,17 +4,11 @@
 //   - open loop at a fixed 2000 req/s, latency from the intended send time → p50/p99 added vs direct.
 // Proxy and backend are pinned to CPU 0, load generators (and the OTLP sink) to CPU 1.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
-import {
-  PROXY_BUILD_DIR,
-  PROXY_ENTRY,
-  PROXY_MALLOC_ENV,
-  PROXY_NODE_FLAGS,
-  PROXY_SOURCE_DIR,
-} from '../../proxy/src/launch-settings.ts';
-import { stripTree } from '../strip-types.ts';
+import { PROXY_ENTRY, PROXY_MALLOC_ENV, PROXY_NODE_FLAGS } from '../../proxy/src/launch-settings.ts';
+import { stripProxy } from '../strip-types.ts';
 import { BODY_BYTES } from './lib/body.ts';
 import { freePort, httpGet, waitHttp } from './lib/net.ts';
 import {
@@ -86,6 +80,8 @@ type StartResult = Running | { skip: string };
 interface ContenderDef {
   name: string;
   description: string;
+  /** Exports spans to the OTLP sink: the sink is started for it, and what it receives is counted. */
+  exportsSpans?: boolean;
   start(ctx: Context): Promise<StartResult>;
 }
 
@@ -135,7 +131,7 @@ export function spanscopeEnv(o: {
   profiled?: boolean;
   extra?: Record<string, string>;
 }): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...PROXY_MALLOC_ENV };
+  const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!PROXY_ENV.test(k)) env[k] = v;
   Object.assign(env, {
     PROXY_HOST: '127.0.0.1',
@@ -163,43 +159,56 @@ export function spanscopeEnv(o: {
   });
 }
 
-const stripped = new Set<string>();
-
 /**
- * Node's arguments for the proxy as `npm start` and its image run it (proxy/src/launch-settings.ts),
- * relative to `proxyDir`; its sources are stripped to JavaScript first, once per run.
+ * How a spanscope contender starts.
+ * - `shipped`: as `npm start` and the image run it (proxy/src/launch-settings.ts), from sources
+ *   stripped to JavaScript just now.
+ * - `sources`: as it ran before those settings (the `.ts` sources, 16 MiB semi-spaces, glibc's
+ *   default malloc), so what they change is measured side by side.
  */
-export function spanscopeArgs(proxyDir: string): string[] {
-  if (!stripped.has(proxyDir)) {
-    stripTree(path.join(proxyDir, PROXY_SOURCE_DIR), path.join(proxyDir, PROXY_BUILD_DIR));
-    stripped.add(proxyDir);
-  }
-  return [...PROXY_NODE_FLAGS, PROXY_ENTRY];
+export type SpanscopeLaunch = 'shipped' | 'sources';
+
+/** Node's arguments (relative to `proxyDir`) and the environment they need. */
+export function spanscopeLaunch(
+  proxyDir: string,
+  launch: SpanscopeLaunch,
+): { args: string[]; env: Readonly<Record<string, string>> } {
+  if (launch === 'sources') return { args: ['--max-semi-space-size=16', 'src/main.ts'], env: {} };
+  stripProxy(proxyDir);
+  return { args: [...PROXY_NODE_FLAGS, PROXY_ENTRY], env: PROXY_MALLOC_ENV };
 }
 
-function spanscope(name: string, description: string, full: boolean, profiled = false): ContenderDef {
+interface SpanscopeOptions {
+  /** Tracing, OTLP export and the access log on. */
+  readonly full: boolean;
+  /** The profiler with per-request labels on as well. */
+  readonly profiled?: boolean;
+  readonly launch?: SpanscopeLaunch;
+}
+
+function spanscope(name: string, description: string, o: SpanscopeOptions): ContenderDef {
   return {
     name,
     description,
+    exportsSpans: o.full,
     async start(ctx) {
       const proxyDir = path.join(ctx.repoRoot, 'proxy');
-      const main = path.join(proxyDir, 'src', 'main.ts');
-      if (!existsSync(main)) return { skip: 'proxy/src/main.ts does not exist yet' };
       const [port, adminPort] = [await freePort(), await freePort()];
-      if (full && ctx.sinkPort === undefined) return { skip: 'the OTLP sink is not running' };
+      if (o.full && ctx.sinkPort === undefined) return { skip: 'the OTLP sink is not running' };
+      const launch = spanscopeLaunch(proxyDir, o.launch ?? 'shipped');
       const env = spanscopeEnv({
         port,
         adminPort,
         backendUrl: ctx.backendUrl,
-        sinkPort: full ? ctx.sinkPort : undefined,
-        profiled,
-        extra: full ? ctx.fullEnv : {},
+        sinkPort: o.full ? ctx.sinkPort : undefined,
+        profiled: o.profiled,
+        extra: o.full ? ctx.fullEnv : {},
       });
       // stdout (the access log) goes to /dev/null.
-      const m = spawnManaged(name, nodeBin(), spanscopeArgs(proxyDir), {
+      const m = spawnManaged(name, nodeBin(), launch.args, {
         cpu: ctx.pin ? PROXY_CPU : undefined,
         cwd: proxyDir,
-        env,
+        env: { ...launch.env, ...env },
         stdout: 'ignore',
       });
       const failed = await waitHttp(`http://127.0.0.1:${adminPort}/readyz`, {
@@ -210,7 +219,7 @@ function spanscope(name: string, description: string, full: boolean, profiled = 
         await stopManaged(m);
         return { skip: `proxy not ready: ${failed}` };
       }
-      const extra = full && Object.keys(ctx.fullEnv).length > 0 ? ` + ${JSON.stringify(ctx.fullEnv)}` : '';
+      const extra = o.full && Object.keys(ctx.fullEnv).length > 0 ? ` + ${JSON.stringify(ctx.fullEnv)}` : '';
       return { url: `http://127.0.0.1:${port}/`, measured: [m], owned: [m], detail: `pid ${m.pid}${extra}` };
     },
   };
@@ -300,13 +309,19 @@ const CONTENDERS: ContenderDef[] = [
   nodeContender('http-proxy-3', 'http-proxy-3 + keep-alive http.Agent (maxSockets 128)'),
   nodeContender('undici-stream', 'node:http server + undici Pool (128 connections), pool.stream()'),
   nodeContender('node-pipe', 'node:http server + keep-alive http.Agent, req/res piped'),
-  spanscope('spanscope-bare', 'spanscope proxy, OTEL_SDK_DISABLED=true, ACCESS_LOG=false', false),
-  spanscope('spanscope-full', 'spanscope proxy, OTLP/protobuf export to a local sink, ACCESS_LOG=true', true),
+  spanscope('spanscope-bare', 'spanscope proxy, OTEL_SDK_DISABLED=true, ACCESS_LOG=false', { full: false }),
+  spanscope('spanscope-full', 'spanscope proxy, OTLP/protobuf export to a local sink, ACCESS_LOG=true', {
+    full: true,
+  }),
+  spanscope(
+    'spanscope-full-sources',
+    'spanscope-full started as before proxy/src/launch-settings.ts: .ts sources, 16 MiB semi-spaces, default malloc',
+    { full: true, launch: 'sources' },
+  ),
   spanscope(
     'spanscope-profiled',
     'spanscope-full plus the wall/CPU profiler with per-request labels, pushed to the sink',
-    true,
-    true,
+    { full: true, profiled: true },
   ),
   nginx,
 ];
@@ -873,7 +888,7 @@ async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<
     };
     const backend = await startBackend();
     let sinkPort: number | undefined;
-    if (selected.some((c) => c.name === 'spanscope-full' || c.name === 'spanscope-profiled')) {
+    if (selected.some((c) => c.exportsSpans === true)) {
       sinkPort = await freePort();
       const sink = spawnManaged(
         'otlp-sink',
@@ -995,7 +1010,7 @@ async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<
           rec.saturation = await measureSaturation(
             r,
             s,
-            name === 'spanscope-full' || name === 'spanscope-profiled' ? sinkPort : undefined,
+            selected.find((c) => c.name === name)?.exportsSpans === true ? sinkPort : undefined,
           );
           await sleep(SETTLE_MS);
           rec.openLoop = await measureOpenLoop(r, s);
