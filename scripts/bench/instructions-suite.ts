@@ -20,7 +20,7 @@ import type { CommonOptions, Suite } from './lib/suite.ts';
 import { fmt, renderTable } from './lib/table.ts';
 import { spanscopeEnv, spanscopeLaunch } from './proxy-suite.ts';
 
-const CONTENDERS = ['undici-stream', 'spanscope-bare', 'spanscope-full'] as const;
+const CONTENDERS = ['native-parser', 'undici-stream', 'spanscope-bare', 'spanscope-full'] as const;
 type ContenderName = (typeof CONTENDERS)[number];
 const BENCH_DIR = import.meta.dirname;
 const READY_TIMEOUT_MS = 300_000;
@@ -115,8 +115,8 @@ async function countOne(
   const spawnedAt = performance.now();
   let m: Managed;
   let ready: string;
-  if (name === 'undici-stream') {
-    const script = path.join(BENCH_DIR, 'contenders', 'undici-stream.ts');
+  if (name === 'undici-stream' || name === 'native-parser') {
+    const script = path.join(BENCH_DIR, 'contenders', `${name}.ts`);
     m = spawnManaged(
       name,
       'valgrind',
@@ -225,12 +225,14 @@ async function runSuite(common: CommonOptions): Promise<string> {
         'without GC',
         '÷ bare',
         '÷ bare without GC',
+        'start s',
+        'req/s counted',
         'note',
       ],
       wanted.map((name) => {
         const r = results[name];
         if (r === undefined || !('instructionsPerRequest' in r))
-          return [name, '', '', '', '', '', r?.skip ?? ''];
+          return [name, '', '', '', '', '', '', '', r?.skip ?? ''];
         return [
           name,
           fmt(r.instructionsPerRequest, 0),

@@ -309,6 +309,10 @@ const CONTENDERS: ContenderDef[] = [
   nodeContender('http-proxy-3', 'http-proxy-3 + keep-alive http.Agent (maxSockets 128)'),
   nodeContender('undici-stream', 'node:http server + undici Pool (128 connections), pool.stream()'),
   nodeContender('node-pipe', 'node:http server + keep-alive http.Agent, req/res piped'),
+  nodeContender(
+    'native-parser',
+    "node:http server + keep-alive sockets parsed by node:http's own llhttp (the floor under undici; bodiless requests only)",
+  ),
   spanscope('spanscope-bare', 'spanscope proxy, OTEL_SDK_DISABLED=true, ACCESS_LOG=false', { full: false }),
   spanscope('spanscope-full', 'spanscope proxy, OTLP/protobuf export to a local sink, ACCESS_LOG=true', {
     full: true,
