@@ -52,6 +52,8 @@ const SETTLE_MS = 300;
 const READY_TIMEOUT_MS = 10_000;
 /** Other processes taking this much of a CPU during a run make its figures suspect; say so. */
 const BUSY_PCT = 10;
+/** Steal (the hypervisor running something else on our vCPUs) from which figures are marked. */
+const STEAL_PCT = 2;
 
 // ---------------------------------------------------------------------------------------------------
 // Contenders
@@ -507,6 +509,8 @@ interface Summary {
   otlpRequestsPerRound?: number;
   /** Highest CPU share other processes took during any of this contender's runs, % of one CPU. */
   otherLoadMaxPct?: number;
+  /** Highest steal during any of this contender's runs, % of one CPU. */
+  stealMaxPct?: number;
 }
 
 function pick<T>(xs: (T | undefined)[]): T[] {
@@ -585,6 +589,7 @@ function summarize(names: string[], runs: RunRecord[]): Summary[] {
       throughputVsDirect: perRoundRatio(name, 'direct', rps),
       ...(otlp.length > 0 ? { otlpRequestsPerRound: median(otlp) } : {}),
       otherLoadMaxPct: maxOf([...sat, ...ol].map((x) => x.interference.otherPct)),
+      stealMaxPct: maxOf([...sat, ...ol].map((x) => x.interference.stealPct)),
     };
   });
 }
@@ -607,11 +612,13 @@ function evaluateTargets(summary: Summary[], rate: number): TargetResult[] {
   const caveat = (rows: (Summary | undefined)[], latency: boolean): string | undefined => {
     const present = pick(rows);
     const other = maxOf(pick(present.map((r) => r.otherLoadMaxPct)));
+    const steal = maxOf(pick(present.map((r) => r.stealMaxPct)));
     const lag = maxOf(pick(present.map((r) => r.openLoop.sendLagP99Ms)));
     const reasons = [
       ...(other !== undefined && other >= BUSY_PCT
         ? [`other processes took up to ${other.toFixed(0)}% CPU`]
         : []),
+      ...(steal !== undefined && steal >= STEAL_PCT ? [`steal up to ${steal.toFixed(0)}% CPU`] : []),
       ...(latency && lag !== undefined && lag > 1 ? [`load generator lag p99 ${lag.toFixed(1)} ms`] : []),
     ];
     return reasons.length > 0 ? `unreliable: ${reasons.join(', ')}` : undefined;
@@ -766,6 +773,7 @@ function printReport(summary: Summary[], targets: TargetResult[], s: Settings): 
         'errors',
         'gen lag p99',
         'other load',
+        'steal',
       ],
       summary.map((r) => [
         r.contender,
@@ -779,6 +787,7 @@ function printReport(summary: Summary[], targets: TargetResult[], s: Settings): 
         r.rounds > 0 ? r.openLoop.errors : '-',
         fmt(r.openLoop.sendLagP99Ms, 2),
         r.otherLoadMaxPct === undefined ? '-' : `${r.otherLoadMaxPct.toFixed(0)}%`,
+        r.stealMaxPct === undefined ? '-' : `${r.stealMaxPct.toFixed(0)}%`,
       ]),
     ),
   );
@@ -1029,7 +1038,10 @@ async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<
           const sat = rec.saturation;
           const ol = rec.openLoop;
           const other = Math.max(sat.interference.otherPct, ol.interference.otherPct);
-          const busy = other >= BUSY_PCT ? `  [other processes: ${other.toFixed(0)}% CPU]` : '';
+          const steal = Math.max(sat.interference.stealPct, ol.interference.stealPct);
+          const busy =
+            (other >= BUSY_PCT ? `  [other processes: ${other.toFixed(0)}% CPU]` : '') +
+            (steal >= STEAL_PCT ? `  [steal: ${steal.toFixed(0)}% CPU]` : '');
           const otlp = sat.otlp
             ? `  otlp ${sat.otlp.requests} POSTs/${(sat.otlp.bytes / 1024).toFixed(0)} KiB`
             : '';
@@ -1052,6 +1064,13 @@ async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<
     const full = summary.find((x) => x.contender === 'spanscope-full');
     if (full && full.rounds > 0 && !full.otlpRequestsPerRound) {
       note('spanscope-full sent nothing to the OTLP sink during saturation: is it really exporting?');
+    }
+    const stolen = maxOf(pick(summary.map((x) => x.stealMaxPct)));
+    if (stolen !== undefined && stolen >= STEAL_PCT) {
+      note(
+        `the hypervisor took up to ${stolen.toFixed(0)}% of a CPU from this machine during the runs (steal), ` +
+          'in slices in which the pinned processes do not run: open-loop p99s mostly measure those slices',
+      );
     }
     const busiest = maxOf(pick(summary.map((x) => x.otherLoadMaxPct)));
     if (busiest !== undefined && busiest >= BUSY_PCT) {

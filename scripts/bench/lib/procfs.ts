@@ -154,7 +154,11 @@ export function loadAverage(): string {
 
 export interface MachineSample {
   atMs: number;
-  /** user+nice+system+irq+softirq over all CPUs, clock ticks. */
+  /**
+   * user+nice+system over all CPUs, clock ticks. Not irq and softirq: the kernel's processing of
+   * the benchmark's own loopback traffic is accounted there, to no process, and would otherwise
+   * count as other processes' load.
+   */
   busyTicks: number;
   stealTicks: number;
   /** CPU of this harness and every process it started (live, or reaped into its cutime), clock ticks. */
@@ -171,12 +175,12 @@ function ownTicks(pid: number, withChildren: boolean): number {
 /** A snapshot to tell how much CPU the rest of the machine (other sessions, the host) took. */
 export function readMachine(): MachineSample {
   const cpu = (readText('/proc/stat') ?? '').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
-  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = cpu;
+  const [user = 0, nice = 0, system = 0, , , , , steal = 0] = cpu;
   let ours = 0;
   for (const pid of processTree(process.pid)) ours += ownTicks(pid, true);
   return {
     atMs: performance.now(),
-    busyTicks: user + nice + system + irq + softirq,
+    busyTicks: user + nice + system,
     stealTicks: steal,
     oursTicks: ours,
   };
@@ -185,7 +189,10 @@ export function readMachine(): MachineSample {
 export interface Interference {
   /** CPU used by processes other than ours during the window, % of one CPU. */
   otherPct: number;
-  /** Time the hypervisor ran something else on our vCPUs, % of one CPU. */
+  /**
+   * Time the hypervisor ran something else on this machine's vCPUs, % of one CPU. It comes in
+   * slices of many milliseconds, in which a pinned process does not run at all.
+   */
   stealPct: number;
 }
 
