@@ -654,6 +654,11 @@ function evaluateTargets(summary: Summary[], rate: number): TargetResult[] {
     };
   };
   const atRate = full?.openLoop.cpuUsPerReq;
+  // The Node forwarders measured in the same run, for what the bare proxy's ratio is up against.
+  const floors = ['undici-stream', 'native-parser'].flatMap((n) => {
+    const ratio = row(n)?.cpuVsNginx;
+    return ratio === undefined ? [] : [`${n} ${ratio.toFixed(2)}×`];
+  });
   return [
     check(
       'spanscope-bare CPU/req ≤ 3× nginx',
@@ -662,6 +667,7 @@ function evaluateTargets(summary: Summary[], rate: number): TargetResult[] {
       '×',
       [bare, row('nginx')],
       ['spanscope-bare', 'nginx'],
+      floors.length > 0 ? { extra: `same run: ${floors.join(', ')}` } : {},
     ),
     check(
       'spanscope-full CPU/req ≤ 1.3× bare',
