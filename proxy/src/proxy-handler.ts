@@ -24,6 +24,7 @@ import { EMPTY_LABELS, PROFILE_ID_ATTRIBUTE } from './labels.ts';
 import type { ProfileLabels } from './labels.ts';
 import type { Profiler } from './profiling/index.ts';
 import { categorizeUserAgent } from './user-agent.ts';
+import { createAccessLog } from './access-log.ts';
 
 export interface ProxyHandlerOptions {
   readonly routes: RouteTable;
@@ -51,6 +52,7 @@ export interface ProxyHandler {
 
 export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
   const { routes, tracing, upstream, metrics, logger } = options;
+  const accessLog = createAccessLog(logger);
   // The client's baggage is rebuilt (reserved spanscope.* members removed, the proxy's added).
   const dropHeaders = new Set([...traceHeadersToDrop(tracing), 'baggage']);
   const traceOptions = { tracing, captureQuery: options.captureQuery, listenPort: options.listenPort };
@@ -164,21 +166,18 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
 
   function writeAccessLog(exchange: Exchange, outcome: ForwardOutcome, durationSeconds: number): void {
     const spanContext = exchange.span?.spanContext();
-    logger.info(
-      {
-        trace_id: spanContext?.traceId,
-        span_id: spanContext?.spanId,
-        method: exchange.method,
-        path: exchange.path,
-        handler: exchange.route.handler,
-        route: exchange.route.route,
-        user_agent: exchange.userAgent,
-        status: outcome.status,
-        duration_ms: Math.round(durationSeconds * 1e6) / 1e3,
-        upstream_error: outcome.failure,
-      },
-      'request',
-    );
+    accessLog({
+      traceId: spanContext?.traceId,
+      spanId: spanContext?.spanId,
+      method: exchange.method,
+      path: exchange.path,
+      handler: exchange.route.handler,
+      route: exchange.route.route,
+      userAgent: exchange.userAgent,
+      status: outcome.status,
+      durationMs: Math.round(durationSeconds * 1e6) / 1e3,
+      upstreamError: outcome.failure,
+    });
   }
 
   return {

@@ -1,7 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { createAccessLog } from '../src/access-log.ts';
 import { LineBatcher } from '../src/logger.ts';
 import { rawRequest } from './support/http-client.ts';
 import { echoBackendBehindProxy, startProxy } from './support/start-proxy.ts';
@@ -109,5 +112,58 @@ describe('log line batching', () => {
       Array.from({ length: 1000 }, (_, i) => i),
     );
     assert.equal(lines[999]?.path, '/caf\u00e9');
+  });
+
+  it('writes the very line pino would, with its bindings, into the same stream', () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        lines.push(
+          ...chunk
+            .toString('utf8')
+            .split('\n')
+            .filter((line) => line !== ''),
+        );
+        callback();
+      },
+    });
+    const logger = pino({ level: 'info', name: 'spanscope-proxy', base: { pid: 42 } }, sink);
+    const entry = {
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      method: 'GET',
+      path: '/product/"1"\u2028',
+      handler: 'get_product',
+      route: '/product/{id}',
+      userAgent: 'curl',
+      status: 502,
+      durationMs: 1.234,
+      upstreamError: 'upstream_unavailable',
+    };
+    createAccessLog(logger)(entry);
+    logger.info(
+      {
+        trace_id: entry.traceId,
+        span_id: entry.spanId,
+        method: entry.method,
+        path: entry.path,
+        handler: entry.handler,
+        route: entry.route,
+        user_agent: entry.userAgent,
+        status: entry.status,
+        duration_ms: entry.durationMs,
+        upstream_error: entry.upstreamError,
+      },
+      'request',
+    );
+    const [ours, pinos] = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.ok(ours && pinos);
+    assert.equal(typeof ours.time, 'number');
+    assert.deepEqual({ ...ours, time: 0 }, { ...pinos, time: 0 });
+    assert.deepEqual(Object.keys(ours), Object.keys(pinos), 'same field order');
+
+    logger.level = 'warn';
+    createAccessLog(logger)(entry);
+    assert.equal(lines.length, 2, 'nothing below the logger level');
   });
 });
