@@ -3,11 +3,12 @@
 // other log lines and reads like them. The line is built directly instead of through
 // `logger.info(object)`: every field's type is known here, and pino's generic serialization was
 // the larger part of the access log's cost per request. In isolation that saves only about 1 µs a
-// line, but in the running proxy it saves far more: `npm run bench -- --suite instructions` counted
-// the fully instrumented proxy at 388,603–400,129 instructions per request without GC this way,
-// against 401,880–459,208 through `logger.info` (4 runs each, 2026-11-29), about an eighth of
-// what the instrumentation adds to the bare proxy. `pino.symbols` is pino's exported way in; the
-// test holds the line to pino's own, field for field and in order.
+// line, but in the running proxy it saves far more. `npm run bench -- --suite instructions --only
+// spanscope-full`, fully instrumented, instructions per request without GC (2026-11-29): 385,134–
+// 400,129 with this module (4 runs, median 392,499), 401,880–459,208 through `logger.info` as the
+// proxy was at commit 729e0c8 (4 runs, median 409,675). About 17,000 fewer, a sixth of what the
+// instrumentation adds to the bare proxy. `pino.symbols` is pino's exported way in; the test holds
+// the line to pino's own, field for field and in order.
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 
@@ -26,7 +27,8 @@ export interface AccessLogEntry {
 
 export type AccessLog = (entry: AccessLogEntry) => void;
 
-const INFO = 30;
+/** pino's `level` for info and its `time` key, as its default formatters write them. */
+const LINE_START = '{"level":30,"time":';
 
 /** `"name":value` pairs of an entry; strings from the client or the route file are JSON-escaped. */
 function fields(entry: AccessLogEntry): string {
@@ -43,21 +45,16 @@ function fields(entry: AccessLogEntry): string {
 }
 
 export function createAccessLog(logger: Logger): AccessLog {
-  const stream = (logger as unknown as Record<symbol, { write(line: string): unknown } | undefined>)[
-    pino.symbols.streamSym
-  ];
-  const bindings = (logger as unknown as Record<symbol, string | undefined>)[pino.symbols.chindingsSym];
-  if (stream === undefined || bindings === undefined) {
-    // A logger of another shape: the generic path, same fields.
-    return (entry) => {
-      if (!logger.isLevelEnabled('info')) return;
-      logger.info(JSON.parse(`{${fields(entry).slice(1)}}`) as object, 'request');
-    };
+  const internals = logger as unknown as Record<symbol, unknown>;
+  const stream = internals[pino.symbols.streamSym] as { write?: (line: string) => unknown } | undefined;
+  const bindings = internals[pino.symbols.chindingsSym];
+  // Every logger here is pino's; a pino that moved these would be caught by the access-log test.
+  if (typeof stream?.write !== 'function' || typeof bindings !== 'string') {
+    throw new TypeError('createAccessLog: the logger has no pino stream or bindings (pino.symbols)');
   }
+  const write = stream.write.bind(stream);
   return (entry) => {
     if (!logger.isLevelEnabled('info')) return;
-    stream.write(
-      `{"level":${String(INFO)},"time":${String(Date.now())}${bindings}${fields(entry)},"msg":"request"}\n`,
-    );
+    write(`${LINE_START}${String(Date.now())}${bindings}${fields(entry)},"msg":"request"}\n`);
   };
 }

@@ -165,5 +165,6 @@ describe('log line batching', () => {
     logger.level = 'warn';
     createAccessLog(logger)(entry);
     assert.equal(lines.length, 2, 'nothing below the logger level');
+    assert.throws(() => createAccessLog(JSON.parse('{}') as typeof logger), TypeError, 'only a pino logger');
   });
 });
