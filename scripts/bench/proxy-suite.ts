@@ -1075,7 +1075,7 @@ async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<
     if (stolen !== undefined && stolen >= STEAL_PCT) {
       note(
         `the hypervisor took up to ${stolen.toFixed(0)}% of a CPU from this machine during the runs (steal), ` +
-          'in slices in which the pinned processes do not run: open-loop p99s mostly measure those slices',
+          'in slices in which the pinned processes do not run, and which open-loop p99s include',
       );
     }
     const busiest = maxOf(pick(summary.map((x) => x.otherLoadMaxPct)));

@@ -1,10 +1,10 @@
 // Contender: node:http server + the least an HTTP/1.1 client can be in Node: keep-alive sockets and
 // the llhttp parser node:http itself uses, reached through the internal `_http_common` module.
 //
-// Not a proxy anyone should run: it forwards requests without a body only, has no timeouts and
-// relies on an undocumented module. It is here to measure the floor under the undici-based
-// forwarder: what writing our own HTTP/1.1 client could save per request, next to the libraries
-// the issue asked us to choose from.
+// Not a proxy anyone should run: it forwards requests without a body only, has no timeouts, keeps
+// the headers `Connection` names (the load sends none) and relies on an undocumented module. It is
+// here to measure the floor under the undici-based forwarder: what writing our own HTTP/1.1
+// client could save per request, next to the libraries the issue asked us to choose from.
 // Usage: node scripts/bench/contenders/native-parser.ts --port P --target http://127.0.0.1:B
 import http from 'node:http';
 import type { ServerResponse } from 'node:http';
@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import type { Socket } from 'node:net';
 import { exitWithParent, requireTarget, serverArgs } from '../lib/child.ts';
-import { hasBody } from '../lib/http.ts';
+import { hasBody, isHopByHop } from '../lib/http.ts';
 
 type OnHeadersComplete = (
   versionMajor: number,
@@ -39,13 +39,6 @@ interface NativeParserClass {
 }
 
 const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser: NativeParserClass };
-
-// Plus every `Proxy-*` header; Connection's own list is not honoured (the load sends none).
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
-const isHopByHop = (name: string): boolean => {
-  const lower = name.toLowerCase();
-  return HOP_BY_HOP.has(lower) || lower.startsWith('proxy-');
-};
 
 interface Connection {
   readonly socket: Socket;

@@ -1,8 +1,13 @@
 // Hop-by-hop header handling shared by the hand-written contenders (RFC 9110 §7.6.1).
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
-// Plus every `Proxy-*` header.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+/** Whether a header (any case) is hop-by-hop by name: the fixed list plus every `Proxy-*` header. */
+export function isHopByHop(name: string): boolean {
+  const lower = name.toLowerCase();
+  return HOP_BY_HOP.has(lower) || lower.startsWith('proxy-');
+}
 
 /** A copy of `headers` without hop-by-hop headers, including any named by `Connection`. */
 export function stripHopByHop(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
@@ -14,7 +19,7 @@ export function stripHopByHop(headers: IncomingHttpHeaders): OutgoingHttpHeaders
     : [];
   const out: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || k.startsWith('proxy-') || named.includes(k)) continue;
+    if (v === undefined || isHopByHop(k) || named.includes(k)) continue;
     out[k] = v;
   }
   return out;
