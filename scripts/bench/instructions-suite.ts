@@ -7,7 +7,10 @@
 // (socket syscalls) is not counted, so these ratios are larger than CPU-time ratios. Under
 // callgrind everything runs many times slower (the table shows the start-up time and the requests/s
 // served while counting), so V8's time-driven GC heuristics fire more often per
-// request than in a real run: the GC share is reported separately.
+// request than in a real run: the GC share is reported separately. So is the optimizing compilers'
+// work on V8's background threads: on the same binary it moved by 24,000 instructions per request
+// when the proxy sent one more header upstream (2,400 on the main thread), so it is a property of
+// the counted window, not of the request path.
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -16,9 +19,9 @@ import { freePort, waitHttp } from './lib/net.ts';
 import { commandPath, nodeBin, spawnManaged, stopManaged } from './lib/proc.ts';
 import type { Managed } from './lib/proc.ts';
 import { writeResults } from './lib/suite.ts';
-import type { CommonOptions, Suite } from './lib/suite.ts';
+import type { CommonOptions, FlagValues, Suite } from './lib/suite.ts';
 import { fmt, renderTable } from './lib/table.ts';
-import { spanscopeEnv, spanscopeLaunch } from './proxy-suite.ts';
+import { parseFullEnv, spanscopeEnv, spanscopeLaunch } from './proxy-suite.ts';
 
 const CONTENDERS = ['native-parser', 'undici-stream', 'spanscope-bare', 'spanscope-full'] as const;
 type ContenderName = (typeof CONTENDERS)[number];
@@ -27,10 +30,12 @@ const READY_TIMEOUT_MS = 300_000;
 /** V8 garbage-collector functions, by the names callgrind reports for the node binary. */
 const GC_FUNCTION =
   /Mark|Sweep|Scaveng|heap::base|ConcurrentMarking|IteratePointers|SizeFromMap|Evacuat|Heap::/;
+/** V8's compilers (Maglev, TurboFan, Sparkplug, the parser and bytecode generator) and deoptimizer. */
+const COMPILER_FUNCTION =
+  /compiler::|maglev::|turboshaft|Maglev|Turbofan|TurboFan|Compiler|Parser|Scanner|BytecodeGenerator|baseline::|Zone::|Sparkplug|AstNode|DeclarationScope|OptimizedCompilationJob|Deoptimizer/;
 
-/** Sends exactly `count` GETs over `connections` keep-alive connections; resolves with the failures. */
-function fixedLoad(url: string, count: number, connections: number): Promise<number> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+/** Sends exactly `count` GETs over the agent's keep-alive connections; resolves with the failures. */
+function fixedLoad(url: string, count: number, connections: number, agent: http.Agent): Promise<number> {
   let sent = 0;
   let finished = 0;
   let failed = 0;
@@ -38,7 +43,6 @@ function fixedLoad(url: string, count: number, connections: number): Promise<num
     const next = (): void => {
       if (sent >= count) {
         if (finished === count) {
-          agent.destroy();
           resolve(failed);
         }
         return;
@@ -64,13 +68,20 @@ function fixedLoad(url: string, count: number, connections: number): Promise<num
   });
 }
 
-/** Total and GC-named instructions of a callgrind dump: exclusive costs summed per function. */
-function callgrindTotals(file: string): { total: number; gc: number } {
+interface Totals {
+  total: number;
+  gc: number;
+  compiler: number;
+}
+
+/** Total, GC- and compiler-named instructions of a callgrind dump: exclusive costs summed per function. */
+function callgrindTotals(file: string): Totals {
   const names = new Map<string, string>();
   let fn = '';
   let skipNext = false;
   let total = 0;
   let gc = 0;
+  let compiler = 0;
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     if (line.startsWith('fn=') || line.startsWith('cfn=')) {
       const m = /^c?fn=\((\d+)\)(?: (.*))?$/.exec(line);
@@ -91,13 +102,18 @@ function callgrindTotals(file: string): { total: number; gc: number } {
     }
     total += cost;
     if (GC_FUNCTION.test(fn)) gc += cost;
+    else if (COMPILER_FUNCTION.test(fn)) compiler += cost;
   }
-  return { total, gc };
+  return { total, gc, compiler };
 }
 
 interface Counted {
   instructionsPerRequest: number;
   gcPerRequest: number;
+  /** Mostly on V8's background threads; see the header. */
+  compilerPerRequest: number;
+  /** Instructions outside GC and the compilers: the request path's own. */
+  requestPathPerRequest: number;
   requests: number;
   /** From spawning valgrind to the first ready answer. */
   startSeconds: number;
@@ -107,11 +123,27 @@ interface Counted {
 
 async function countOne(
   name: ContenderName,
-  o: { backendUrl: string; sinkPort: number; outDir: string; warmup: number; requests: number },
+  o: {
+    backendUrl: string;
+    sinkPort: number;
+    outDir: string;
+    warmup: number;
+    requests: number;
+    /** V8 flags put before the script (--predictable). */
+    nodeFlags: string[];
+    fullEnv: Record<string, string>;
+  },
 ): Promise<Counted | { skip: string }> {
   const [port, adminPort] = [await freePort(), await freePort()];
   const outFile = path.join(o.outDir, `callgrind-${name}.out`);
-  const valgrind = ['--tool=callgrind', `--callgrind-out-file=${outFile}`, nodeBin()];
+  // One dump per thread, so the figures say where the work ran (the main thread is the event loop).
+  const valgrind = [
+    '--tool=callgrind',
+    '--separate-threads=yes',
+    `--callgrind-out-file=${outFile}`,
+    nodeBin(),
+    ...o.nodeFlags,
+  ];
   const spawnedAt = performance.now();
   let m: Managed;
   let ready: string;
@@ -132,6 +164,7 @@ async function countOne(
       adminPort,
       backendUrl: o.backendUrl,
       sinkPort: name === 'spanscope-full' ? o.sinkPort : undefined,
+      extra: name === 'spanscope-full' ? o.fullEnv : {},
     });
     const proxyDir = path.join(BENCH_DIR, '..', '..', 'proxy');
     const launch = spanscopeLaunch(proxyDir, 'shipped');
@@ -146,19 +179,31 @@ async function countOne(
     if (failed !== undefined) return { skip: `not ready under valgrind: ${failed}` };
     const startSeconds = (performance.now() - spawnedAt) / 1000;
     const url = `http://127.0.0.1:${String(port)}/`;
-    await fixedLoad(url, o.warmup, 16);
+    // The counted requests reuse the warm-up's connections: a load generator's keep-alive
+    // connections stay open, and new ones would add their own one-off work to the count.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+    await fixedLoad(url, o.warmup, 16, agent);
     spawnSync('callgrind_control', ['-z', String(m.pid)], { stdio: 'ignore' });
     const countFrom = performance.now();
-    const errors = await fixedLoad(url, o.requests, 16);
+    const errors = await fixedLoad(url, o.requests, 16, agent);
+    agent.destroy();
     const countedRps = o.requests / ((performance.now() - countFrom) / 1000);
     spawnSync('callgrind_control', ['-d', String(m.pid)], { stdio: 'ignore' });
     if (errors > 0) return { skip: `${String(errors)} of ${String(o.requests)} requests failed` };
-    const dump = readdirSync(o.outDir).find((f) => f.startsWith(`callgrind-${name}.out.`));
-    if (dump === undefined) return { skip: 'callgrind wrote no dump' };
-    const { total, gc } = callgrindTotals(path.join(o.outDir, dump));
+    const dumps = readdirSync(o.outDir).filter((f) => f.startsWith(`callgrind-${name}.out.`));
+    if (dumps.length === 0) return { skip: 'callgrind wrote no dump' };
+    const sum: Totals = { total: 0, gc: 0, compiler: 0 };
+    for (const dump of dumps) {
+      const t = callgrindTotals(path.join(o.outDir, dump));
+      sum.total += t.total;
+      sum.gc += t.gc;
+      sum.compiler += t.compiler;
+    }
     return {
-      instructionsPerRequest: total / o.requests,
-      gcPerRequest: gc / o.requests,
+      instructionsPerRequest: sum.total / o.requests,
+      gcPerRequest: sum.gc / o.requests,
+      compilerPerRequest: sum.compiler / o.requests,
+      requestPathPerRequest: (sum.total - sum.gc - sum.compiler) / o.requests,
       requests: o.requests,
       startSeconds,
       countedRps,
@@ -168,10 +213,12 @@ async function countOne(
   }
 }
 
-async function runSuite(common: CommonOptions): Promise<string> {
+async function runSuite(common: CommonOptions, flags: FlagValues): Promise<string> {
   const wanted = (common.only ?? [...CONTENDERS]) as ContenderName[];
   const requests = common.quick ? 500 : 2000;
   const warmup = common.quick ? 1000 : 3000;
+  const nodeFlags = flags.predictable === true ? ['--predictable'] : [];
+  const fullEnv = parseFullEnv(flags['full-env']);
   const results: Record<string, Counted | { skip: string }> = {};
   const missing = ['valgrind', 'callgrind_control'].filter((c) => commandPath(c) === undefined);
   const outDir = path.join(common.outDir, `instructions-${String(Date.now())}`);
@@ -204,7 +251,15 @@ async function runSuite(common: CommonOptions): Promise<string> {
         console.log(
           `${name}: starting under callgrind, then ${String(warmup)} warm-up and ${String(requests)} counted requests`,
         );
-        results[name] = await countOne(name, { backendUrl, sinkPort, outDir, warmup, requests });
+        results[name] = await countOne(name, {
+          backendUrl,
+          sinkPort,
+          outDir,
+          warmup,
+          requests,
+          nodeFlags,
+          fullEnv,
+        });
       }
     } finally {
       await stopManaged(backend);
@@ -221,10 +276,11 @@ async function runSuite(common: CommonOptions): Promise<string> {
       [
         'contender',
         'instructions/request',
-        'of which GC',
-        'without GC',
+        'in GC',
+        'in JIT compilers',
+        'request path',
         '÷ bare',
-        '÷ bare without GC',
+        'request path ÷ bare',
         'start s',
         'req/s counted',
         'note',
@@ -232,20 +288,15 @@ async function runSuite(common: CommonOptions): Promise<string> {
       wanted.map((name) => {
         const r = results[name];
         if (r === undefined || !('instructionsPerRequest' in r))
-          return [name, '', '', '', '', '', '', '', r?.skip ?? ''];
+          return [name, '', '', '', '', '', '', '', '', r?.skip ?? ''];
         return [
           name,
           fmt(r.instructionsPerRequest, 0),
           fmt(r.gcPerRequest, 0),
-          fmt(r.instructionsPerRequest - r.gcPerRequest, 0),
+          fmt(r.compilerPerRequest, 0),
+          fmt(r.requestPathPerRequest, 0),
           bare ? fmt(r.instructionsPerRequest / bare.instructionsPerRequest, 2) : '',
-          bare
-            ? fmt(
-                (r.instructionsPerRequest - r.gcPerRequest) /
-                  (bare.instructionsPerRequest - bare.gcPerRequest),
-                2,
-              )
-            : '',
+          bare ? fmt(r.requestPathPerRequest / bare.requestPathPerRequest, 2) : '',
           fmt(r.startSeconds, 0),
           fmt(r.countedRps, 0),
           '',
@@ -256,6 +307,8 @@ async function runSuite(common: CommonOptions): Promise<string> {
   return writeResults(common.outDir, 'instructions', {
     requests,
     warmup,
+    nodeFlags,
+    fullEnv,
     results,
   });
 }
@@ -263,8 +316,16 @@ async function runSuite(common: CommonOptions): Promise<string> {
 export const instructionsSuite: Suite = {
   name: 'instructions',
   description: 'user-space instructions per proxied request under valgrind callgrind (noise-free, slow)',
-  options: {},
-  help: ['(no extra flags; --quick: 1,000 warm-up and 500 counted requests instead of 3,000 and 2,000)'],
+  options: {
+    predictable: { type: 'boolean' },
+    'full-env': { type: 'string', multiple: true },
+  },
+  help: [
+    '--predictable      V8 single-threaded with allocation-driven GC: repeatable to about 0.3%, for A/B of a change',
+    '                   (its request-path figures include write barriers and GC bookkeeping; compare only within the mode)',
+    '--full-env K=V     extra environment for spanscope-full (repeatable), e.g. --full-env ACCESS_LOG=false',
+    '(--quick: 1,000 warm-up and 500 counted requests instead of 3,000 and 2,000)',
+  ],
   contenders: [...CONTENDERS],
   run: runSuite,
 };
