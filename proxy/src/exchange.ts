@@ -1,5 +1,5 @@
 // One proxied request as it moves through the steps in proxy-handler.ts.
-import type { Context, Span } from '@opentelemetry/api';
+import type { Span } from '@opentelemetry/api';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RouteMatch } from './routes.ts';
 import type { UserAgentCategory } from './user-agent.ts';
@@ -16,8 +16,6 @@ export interface Exchange {
   readonly route: RouteMatch;
   readonly userAgent: UserAgentCategory;
   span: Span | undefined;
-  /** The context the upstream request is sent in (the proxy's span as parent). */
-  context: Context | undefined;
   /** Headers the client receives on any answer (traceresponse). */
   responseHeaders: string[];
   /** Headers the tracing step adds to the upstream request (traceparent, tracestate). */

@@ -74,7 +74,6 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
       route: routes.match(req.method ?? '', path),
       userAgent: categorizeUserAgent(req.headers['user-agent']),
       span: undefined,
-      context: undefined,
       responseHeaders: [],
       upstreamHeaders: {},
       outcome: undefined,

@@ -1,7 +1,7 @@
 // Continue the caller's W3C trace or start a new one: one SERVER span per request, named and
 // attributed by OpenTelemetry's stable HTTP semantic conventions.
-import { SpanStatusCode, trace } from '@opentelemetry/api';
-import type { Attributes, SpanContext } from '@opentelemetry/api';
+import { SpanStatusCode } from '@opentelemetry/api';
+import type { Attributes } from '@opentelemetry/api';
 import type { Exchange } from './exchange.ts';
 import { parseHost, queryOf } from './exchange.ts';
 import type { Tracing } from './tracing.ts';
@@ -72,19 +72,11 @@ export function startRequestSpan(exchange: Exchange, options: TraceStepOptions):
   const name = route.matched ? `${method} ${route.route}` : method;
   const span = tracing.startServerSpan(name, parent, attributes);
   exchange.span = span;
-  exchange.context = trace.setSpan(parent, span);
-  tracing.inject(exchange.context, exchange.upstreamHeaders);
+  tracing.inject(span.spanContext(), exchange.upstreamHeaders);
   // Trace Context Level 2: hand the trace id back so a person can copy it from `curl -i`. Its
   // version-00 form is the traceparent just written for the backend, character for character.
-  exchange.responseHeaders.push(
-    'traceresponse',
-    exchange.upstreamHeaders.traceparent ?? traceresponseOf(span.spanContext()),
-  );
-}
-
-function traceresponseOf(spanContext: SpanContext): string {
-  const flags = (spanContext.traceFlags & 0xff).toString(16).padStart(2, '0');
-  return `00-${spanContext.traceId}-${spanContext.spanId}-${flags}`;
+  if (exchange.upstreamHeaders.traceparent !== undefined)
+    exchange.responseHeaders.push('traceresponse', exchange.upstreamHeaders.traceparent);
 }
 
 export function endRequestSpan(exchange: Exchange): void {

@@ -7,8 +7,8 @@
 // in README.md, "Tracing"); the library's HTTP transport is kept. http/json, console and the
 // tests' in-memory exporter take the SDK's batch processor.
 import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, trace } from '@opentelemetry/api';
-import type { Context, TextMapGetter, TextMapSetter, Tracer } from '@opentelemetry/api';
-import { ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import type { Context, SpanContext, TextMapGetter, Tracer } from '@opentelemetry/api';
+import { ExportResultCode, W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter as OTLPJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
@@ -65,9 +65,10 @@ export interface Tracing {
   readonly tracer: Tracer;
   /** The request's SERVER span (server-span.ts): sampled by the configured sampler, exported as any. */
   readonly startServerSpan: StartServerSpan;
+  /** The caller's span context from `traceparent`/`tracestate`, by every W3C Trace Context rule. */
   extract(headers: IncomingHttpHeaders): Context;
-  /** Writes traceparent, tracestate and baggage for `context` into a header record. */
-  inject(context: Context, headers: Record<string, string>): void;
+  /** Writes `traceparent` (and `tracestate`) naming `spanContext` as the parent into a header record. */
+  inject(spanContext: SpanContext, headers: Record<string, string>): void;
   dropped(): Readonly<DroppedSpans>;
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
@@ -89,15 +90,21 @@ const headerGetter: TextMapGetter<IncomingHttpHeaders> = {
   get: (carrier, key) => carrier[key],
 };
 
-const headerSetter: TextMapSetter<Record<string, string>> = {
-  set: (carrier, key, value) => {
-    carrier[key] = value;
-  },
-};
+const TRACE_FLAGS_HEX = ['00', '01'];
+
+/**
+ * The W3C Trace Context propagator's inject, for a span context the proxy made itself: its ids
+ * are valid by construction and its flags are 0 or 1, so the propagator's checks and the
+ * context it reads the span from are spared on every request.
+ */
+export function injectTraceContext(spanContext: SpanContext, headers: Record<string, string>): void {
+  headers.traceparent = `00-${spanContext.traceId}-${spanContext.spanId}-${TRACE_FLAGS_HEX[spanContext.traceFlags & 1] ?? '00'}`;
+  const traceState = spanContext.traceState?.serialize();
+  if (traceState) headers.tracestate = traceState;
+}
 
 export function createTracing(config: TracingConfig, options: TracingOptions = {}): Tracing {
   const traceContext = new W3CTraceContextPropagator();
-  const baggage = new W3CBaggagePropagator();
   const dropped: DroppedSpans = { queue_full: 0, export_failed: 0 };
   const enabled = !config.OTEL_SDK_DISABLED;
 
@@ -159,17 +166,10 @@ export function createTracing(config: TracingConfig, options: TracingOptions = {
       resource,
       scope,
     }),
-    extract(headers) {
-      return baggage.extract(
-        traceContext.extract(ROOT_CONTEXT, headers, headerGetter),
-        headers,
-        headerGetter,
-      );
-    },
-    inject(context, headers) {
-      traceContext.inject(context, headers, headerSetter);
-      baggage.inject(context, headers, headerSetter);
-    },
+    // Baggage is not read into the context: the proxy forwards the client's members byte for byte
+    // and adds its own (baggage.ts), which a parse and re-serialization would not keep.
+    extract: (headers) => traceContext.extract(ROOT_CONTEXT, headers, headerGetter),
+    inject: injectTraceContext,
     dropped: () => dropped,
     forceFlush: () => provider.forceFlush(),
     shutdown: () => provider.shutdown(),
