@@ -30,17 +30,32 @@ export type AccessLog = (entry: AccessLogEntry) => void;
 /** pino's `level` for info and its `time` key, as its default formatters write them. */
 const LINE_START = '{"level":30,"time":';
 
+// Method, handler, route and user-agent category come from closed sets (known methods, the route
+// table, the categories), so each is escaped once; bounded all the same, as a route file may be long.
+const escaped = new Map<string, string>();
+const ESCAPED_LIMIT = 1024;
+
+function closedSetJson(value: string): string {
+  let json = escaped.get(value);
+  if (json === undefined) {
+    json = JSON.stringify(value);
+    if (escaped.size >= ESCAPED_LIMIT) escaped.clear();
+    escaped.set(value, json);
+  }
+  return json;
+}
+
 /** `"name":value` pairs of an entry; strings from the client or the route file are JSON-escaped. */
 function fields(entry: AccessLogEntry): string {
   let out = '';
   if (entry.traceId !== undefined)
     out += `,"trace_id":"${entry.traceId}","span_id":"${String(entry.spanId)}"`;
   out +=
-    `,"method":${JSON.stringify(entry.method)},"path":${JSON.stringify(entry.path)}` +
-    `,"handler":${JSON.stringify(entry.handler)},"route":${JSON.stringify(entry.route)}` +
-    `,"user_agent":${JSON.stringify(entry.userAgent)},"status":${String(entry.status)}` +
+    `,"method":${closedSetJson(entry.method)},"path":${JSON.stringify(entry.path)}` +
+    `,"handler":${closedSetJson(entry.handler)},"route":${closedSetJson(entry.route)}` +
+    `,"user_agent":${closedSetJson(entry.userAgent)},"status":${String(entry.status)}` +
     `,"duration_ms":${String(entry.durationMs)}`;
-  if (entry.upstreamError !== undefined) out += `,"upstream_error":${JSON.stringify(entry.upstreamError)}`;
+  if (entry.upstreamError !== undefined) out += `,"upstream_error":${closedSetJson(entry.upstreamError)}`;
   return out;
 }
 

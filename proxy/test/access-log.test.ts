@@ -134,12 +134,15 @@ describe('log line batching', () => {
       method: 'GET',
       path: '/product/"1"\u2028',
       handler: 'get_product',
-      route: '/product/{id}',
+      // Route files are the operator's: quotes and backslashes must come out escaped.
+      route: '/product/{"id"}\\',
       userAgent: 'curl',
       status: 502,
       durationMs: 1.234,
       upstreamError: 'upstream_unavailable',
     };
+    // Twice: the second line is built from the escaped values kept by the first.
+    createAccessLog(logger)(entry);
     createAccessLog(logger)(entry);
     logger.info(
       {
@@ -156,15 +159,16 @@ describe('log line batching', () => {
       },
       'request',
     );
-    const [ours, pinos] = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
-    assert.ok(ours && pinos);
+    const [ours, again, pinos] = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.ok(ours && again && pinos);
+    assert.deepEqual({ ...again, time: 0 }, { ...ours, time: 0 });
     assert.equal(typeof ours.time, 'number');
     assert.deepEqual({ ...ours, time: 0 }, { ...pinos, time: 0 });
     assert.deepEqual(Object.keys(ours), Object.keys(pinos), 'same field order');
 
     logger.level = 'warn';
     createAccessLog(logger)(entry);
-    assert.equal(lines.length, 2, 'nothing below the logger level');
+    assert.equal(lines.length, 3, 'nothing below the logger level');
     assert.throws(() => createAccessLog(JSON.parse('{}') as typeof logger), TypeError, 'only a pino logger');
   });
 });
