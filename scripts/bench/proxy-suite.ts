@@ -806,7 +806,9 @@ function printReport(summary: Summary[], targets: TargetResult[], s: Settings): 
 // ---------------------------------------------------------------------------------------------------
 // The suite
 
-export function parseFullEnv(values: (string | boolean)[] | string | boolean | undefined): Record<string, string> {
+export function parseFullEnv(
+  values: (string | boolean)[] | string | boolean | undefined,
+): Record<string, string> {
   const list = Array.isArray(values) ? values : values === undefined ? [] : [values];
   const env: Record<string, string> = {};
   for (const item of list) {
