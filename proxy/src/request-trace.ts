@@ -72,11 +72,10 @@ export function startRequestSpan(exchange: Exchange, options: TraceStepOptions):
   const name = route.matched ? `${method} ${route.route}` : method;
   const span = tracing.startServerSpan(name, parent, attributes);
   exchange.span = span;
-  tracing.inject(span.spanContext(), exchange.upstreamHeaders);
+  const traceparent = tracing.inject(span.spanContext(), exchange.upstreamHeaders);
   // Trace Context Level 2: hand the trace id back so a person can copy it from `curl -i`. Its
   // version-00 form is the traceparent just written for the backend, character for character.
-  if (exchange.upstreamHeaders.traceparent !== undefined)
-    exchange.responseHeaders.push('traceresponse', exchange.upstreamHeaders.traceparent);
+  exchange.responseHeaders.push('traceresponse', traceparent);
 }
 
 export function endRequestSpan(exchange: Exchange): void {

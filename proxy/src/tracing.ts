@@ -67,8 +67,11 @@ export interface Tracing {
   readonly startServerSpan: StartServerSpan;
   /** The caller's span context from `traceparent`/`tracestate`, by every W3C Trace Context rule. */
   extract(headers: IncomingHttpHeaders): Context;
-  /** Writes `traceparent` (and `tracestate`) naming `spanContext` as the parent into a header record. */
-  inject(spanContext: SpanContext, headers: Record<string, string>): void;
+  /**
+   * Writes `traceparent` (and `tracestate`) naming `spanContext` as the parent into a header record;
+   * returns the `traceparent`.
+   */
+  inject(spanContext: SpanContext, headers: Record<string, string>): string;
   dropped(): Readonly<DroppedSpans>;
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
@@ -90,17 +93,18 @@ const headerGetter: TextMapGetter<IncomingHttpHeaders> = {
   get: (carrier, key) => carrier[key],
 };
 
-const TRACE_FLAGS_HEX = ['00', '01'];
-
 /**
  * The W3C Trace Context propagator's inject, for a span context the proxy made itself: its ids
  * are valid by construction and its flags are 0 or 1, so the propagator's checks and the
  * context it reads the span from are spared on every request.
  */
-export function injectTraceContext(spanContext: SpanContext, headers: Record<string, string>): void {
-  headers.traceparent = `00-${spanContext.traceId}-${spanContext.spanId}-${TRACE_FLAGS_HEX[spanContext.traceFlags & 1] ?? '00'}`;
+export function injectTraceContext(spanContext: SpanContext, headers: Record<string, string>): string {
+  const flags = (spanContext.traceFlags & 1) === 1 ? '01' : '00';
+  const traceparent = `00-${spanContext.traceId}-${spanContext.spanId}-${flags}`;
+  headers.traceparent = traceparent;
   const traceState = spanContext.traceState?.serialize();
   if (traceState) headers.tracestate = traceState;
+  return traceparent;
 }
 
 export function createTracing(config: TracingConfig, options: TracingOptions = {}): Tracing {
@@ -114,7 +118,7 @@ export function createTracing(config: TracingConfig, options: TracingOptions = {
       tracer: trace.getTracer('spanscope-proxy-noop'),
       startServerSpan: () => trace.wrapSpanContext(INVALID_SPAN_CONTEXT),
       extract: () => ROOT_CONTEXT,
-      inject: () => undefined,
+      inject: () => '',
       dropped: () => dropped,
       forceFlush: () => Promise.resolve(),
       shutdown: () => Promise.resolve(),

@@ -1,6 +1,8 @@
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { TraceState, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { injectTraceContext } from '../src/tracing.ts';
 import { startEchoBackend } from './support/echo-backend.ts';
 import type { EchoBackend, EchoReport } from './support/echo-backend.ts';
 import { rawRequest } from './support/http-client.ts';
@@ -16,6 +18,28 @@ const VALID = `00-${TRACE_ID}-${PARENT_ID}-01`;
 function header(report: EchoReport, name: string): string[] {
   return report.headers.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v);
 }
+
+describe('injectTraceContext', () => {
+  it("writes exactly the headers OpenTelemetry's W3C propagator writes, and returns the traceparent", () => {
+    const propagator = new W3CTraceContextPropagator();
+    const setter = {
+      set: (carrier: Record<string, string>, key: string, value: string) => {
+        carrier[key] = value;
+      },
+    };
+    for (const traceFlags of [0, 1]) {
+      for (const traceState of [undefined, new TraceState('congo=t61rcWkgMzE,rojo=00f067aa0ba902b7')]) {
+        const spanContext = { traceId: TRACE_ID, spanId: PARENT_ID, traceFlags, traceState };
+        const ours: Record<string, string> = {};
+        const returned = injectTraceContext(spanContext, ours);
+        const theirs: Record<string, string> = {};
+        propagator.inject(trace.setSpanContext(ROOT_CONTEXT, spanContext), theirs, setter);
+        assert.deepEqual(ours, theirs);
+        assert.equal(returned, theirs.traceparent);
+      }
+    }
+  });
+});
 
 async function send(proxy: ProxyUnderTest, headers: HeaderPair[], path = '/product/7') {
   const res = await rawRequest({ port: proxy.port, path, headers });
