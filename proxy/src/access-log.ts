@@ -3,11 +3,10 @@
 // other log lines and reads like them. The line is built directly instead of through
 // `logger.info(object)`: every field's type is known here, and pino's generic serialization was
 // the larger part of the access log's cost per request. In isolation that saves only about 1 µs a
-// line, but in the running proxy it saves far more. `npm run bench -- --suite instructions --only
-// spanscope-full`, fully instrumented, instructions per request without GC (2026-11-29): 385,134–
-// 400,129 with this module (4 runs, median 392,499), 401,880–459,208 through `logger.info` as the
-// proxy was at commit 729e0c8 (4 runs, median 409,675). About 17,000 fewer, a sixth of what the
-// instrumentation adds to the bare proxy. `pino.symbols` is pino's exported way in; the test holds
+// line, but in the running proxy it saves about 19,000 instructions per request: `npm run bench --
+// --suite instructions --predictable --only spanscope-full`, request path, 2026-11-29: 319,308 and
+// 319,640 with this module, 337,668 and 340,017 with the line sent through `logger.info` instead
+// (a worktree, everything else the same). `pino.symbols` is pino's exported way in; the test holds
 // the line to pino's own, field for field and in order.
 import { pino } from 'pino';
 import type { Logger } from 'pino';
