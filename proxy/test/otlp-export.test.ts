@@ -9,7 +9,7 @@ import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@open
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import protobuf from 'protobufjs';
 import { loadConfig } from '../src/config.ts';
-import { encodeTraceRequest } from '../src/otlp/span-encoder.ts';
+import { EncodedSpanBatch, encodeTraceRequest } from '../src/otlp/span-encoder.ts';
 import { createTracing } from '../src/tracing.ts';
 import type { Tracing } from '../src/tracing.ts';
 import { decodeExportRequest, startOtlpReceiver } from './support/otlp-receiver.ts';
@@ -284,6 +284,39 @@ describe('OTLP/protobuf span encoder', () => {
       spans.map((_, i) => paths[i % 4]),
     );
     assert.equal(decoded[300]?.attributes['http.route'], '/b');
+    await provider.shutdown();
+  });
+
+  it('carries the next batch in the buffers of a released one, with none of its bytes', async () => {
+    const { exporter, provider } = recordingProvider({ 'service.name': 'reuse' });
+    const tracer = provider.getTracer('spanscope-proxy');
+    for (let i = 0; i < 300; i++) {
+      const span = tracer.startSpan(`long ${i}`, { kind: SpanKind.SERVER });
+      span.setAttributes({ 'url.path': `/product/${'9'.repeat(100)}${i}` });
+      span.end();
+    }
+    const long = exporter.getFinishedSpans();
+    exporter.reset();
+    tracer.startSpan('short', { kind: SpanKind.CLIENT }).end();
+    const short = exporter.getFinishedSpans();
+
+    const first = new EncodedSpanBatch();
+    for (const span of long) first.add(span);
+    const firstRequest = first.toRequest();
+    assert.equal(decodeExportRequest(firstRequest, 'protobuf').length, 300);
+    first.release();
+    assert.equal(first.count, 0);
+
+    const second = new EncodedSpanBatch();
+    for (const span of short) second.add(span);
+    const secondRequest = second.toRequest();
+    assert.equal(secondRequest.buffer, firstRequest.buffer, 'the request buffer was reused');
+    assert.ok(secondRequest.length < firstRequest.length);
+    assert.deepEqual(
+      decodeExportRequest(secondRequest, 'protobuf'),
+      decodeExportRequest(encodeTraceRequest(short), 'protobuf'),
+    );
+    second.release();
     await provider.shutdown();
   });
 });

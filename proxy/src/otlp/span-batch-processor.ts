@@ -131,20 +131,23 @@ export class EncodingBatchProcessor implements SpanProcessor {
   #send(batch: EncodedSpanBatch): Promise<void> {
     const sent = new Promise<void>((resolve) => {
       let settled = false;
-      const settle = (delivered: boolean) => {
+      const settle = (delivered: boolean, answered: boolean) => {
         if (settled) return;
         settled = true;
         clearTimeout(guard);
         if (!delivered) this.#onDrop('export_failed', batch.count);
+        // Without the exporter's answer its request may still be reading the bytes: those buffers
+        // are left to the collector rather than reused.
+        if (answered) batch.release();
         resolve();
       };
-      const guard = setTimeout(() => settle(false), EXPORT_TIMEOUT_MS);
+      const guard = setTimeout(() => settle(false, false), EXPORT_TIMEOUT_MS);
       guard.unref();
       try {
-        this.#exporter.export(batch, (result) => settle(result.code === ExportResultCode.SUCCESS));
+        this.#exporter.export(batch, (result) => settle(result.code === ExportResultCode.SUCCESS, true));
       } catch (error) {
         diag.warn('spanscope: span export failed', error);
-        settle(false);
+        settle(false, false);
       }
     });
     this.#inFlight.add(sent);
