@@ -186,6 +186,8 @@ interface SpanscopeOptions {
   /** The profiler with per-request labels on as well. */
   readonly profiled?: boolean;
   readonly launch?: SpanscopeLaunch;
+  /** Node or V8 flags after the shipped ones (a later V8 flag wins), for a variant measured beside it. */
+  readonly nodeFlags?: readonly string[];
 }
 
 function spanscope(name: string, description: string, o: SpanscopeOptions): ContenderDef {
@@ -198,6 +200,7 @@ function spanscope(name: string, description: string, o: SpanscopeOptions): Cont
       const [port, adminPort] = [await freePort(), await freePort()];
       if (o.full && ctx.sinkPort === undefined) return { skip: 'the OTLP sink is not running' };
       const launch = spanscopeLaunch(proxyDir, o.launch ?? 'shipped');
+      if (o.nodeFlags !== undefined) launch.args.splice(-1, 0, ...o.nodeFlags);
       const env = spanscopeEnv({
         port,
         adminPort,
@@ -222,7 +225,13 @@ function spanscope(name: string, description: string, o: SpanscopeOptions): Cont
         return { skip: `proxy not ready: ${failed}` };
       }
       const extra = o.full && Object.keys(ctx.fullEnv).length > 0 ? ` + ${JSON.stringify(ctx.fullEnv)}` : '';
-      return { url: `http://127.0.0.1:${port}/`, measured: [m], owned: [m], detail: `pid ${m.pid}${extra}` };
+      const flags = o.nodeFlags === undefined ? '' : ` + ${o.nodeFlags.join(' ')}`;
+      return {
+        url: `http://127.0.0.1:${port}/`,
+        measured: [m],
+        owned: [m],
+        detail: `pid ${m.pid}${flags}${extra}`,
+      };
     },
   };
 }
@@ -832,6 +841,28 @@ function positiveNumber(
   return n;
 }
 
+/**
+ * `--variant-flags "<flags>"`, repeatable: the fully instrumented proxy started with these Node or
+ * V8 flags as well, as `spanscope-variant1`, `-2`, …, always run, beside whatever `--only` selects,
+ * so a launch setting is measured against the shipped one in the same run.
+ */
+export function variantContenders(
+  values: (string | boolean)[] | string | boolean | undefined,
+): ContenderDef[] {
+  const list = Array.isArray(values) ? values : values === undefined ? [] : [values];
+  return list.map((item, i) => {
+    const nodeFlags = String(item)
+      .split(/\s+/)
+      .filter((f) => f !== '');
+    if (nodeFlags.length === 0 || nodeFlags.some((f) => !f.startsWith('--')))
+      throw new Error(`--variant-flags expects flags such as "--no-concurrent-marking", got ${String(item)}`);
+    return spanscope(`spanscope-variant${String(i + 1)}`, `spanscope-full + ${nodeFlags.join(' ')}`, {
+      full: true,
+      nodeFlags,
+    });
+  });
+}
+
 async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<string> {
   const notes: string[] = [];
   const note = (msg: string): void => {
@@ -839,7 +870,10 @@ async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<
     console.log(`note: ${msg}`);
   };
   const fullEnv = parseFullEnv(flags['full-env']);
-  const selected = CONTENDERS.filter((c) => common.only?.includes(c.name) ?? true);
+  const selected = [
+    ...CONTENDERS.filter((c) => common.only?.includes(c.name) ?? true),
+    ...variantContenders(flags['variant-flags']),
+  ];
 
   let pin = common.pin;
   if (!pin) disablePinning();
@@ -1140,11 +1174,14 @@ export const proxySuite: Suite = {
   description: 'the sidecar proxy against direct, other Node proxies and nginx (issue 3)',
   options: {
     'full-env': { type: 'string', multiple: true },
+    'variant-flags': { type: 'string', multiple: true },
     rate: { type: 'string' },
     connections: { type: 'string' },
   },
   help: [
     '--full-env K=V     extra environment for spanscope-full (repeatable), e.g. --full-env OTEL_TRACES_SAMPLER_ARG=0.1',
+    '--variant-flags F  also run spanscope-full with these node/V8 flags as spanscope-variantN (repeatable),',
+    '                   e.g. --variant-flags=--no-concurrent-marking (the = is needed)',
     '--rate N           open-loop request rate (default 2000)',
     '--connections N    saturation connections (default 32)',
   ],
