@@ -1,7 +1,7 @@
 // The admin port, apart from client traffic (like Envoy's :9901): liveness, readiness, metrics,
 // the label scheme, the pod's tagging endpoint (POST /ingest) and the local profile store's export
 // (GET /debug/pprof). It binds to ADMIN_HOST, pod-local by default.
-import { createServer } from 'node:http';
+import { createServer } from './node-http.ts';
 import type { IncomingMessage, Server } from 'node:http';
 import type { ProxyMetrics } from './metrics.ts';
 import { IngestError, MAX_INGEST_BYTES } from './profiling/tagging.ts';

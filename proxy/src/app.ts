@@ -1,6 +1,6 @@
 // Puts the proxy together from its config: tracing, metrics, route table, upstream pool, the
 // client-facing server and the admin server, with an orderly start and stop.
-import { createServer } from 'node:http';
+import { createServer } from './node-http.ts';
 import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
