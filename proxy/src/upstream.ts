@@ -13,8 +13,8 @@ import { downstreamResponseHeaders } from './headers.ts';
 import { countStreamedBytes } from './stream-memory.ts';
 
 // The two undici modules the proxy uses, not undici's index: that loads all of undici (fetch,
-// WebSocket, the mocks, the caches with node:sqlite), 12 MiB more RSS and 2.8 MiB more heap in a
-// bare process (README.md, "Memory under load"). undici declares no `exports`, so these paths are
+// WebSocket, the mocks, the caches with node:sqlite): 2.5 MiB of the fully instrumented proxy's
+// idle RSS, 12 MiB in a bare process (README.md, "Memory under load"). undici declares no `exports`, so these paths are
 // reachable; the version is pinned by the lock file, and proxy/test/undici-modules.test.ts fails
 // if either path stops being the class or function the types say.
 const requireUndici = createRequire(import.meta.url);

@@ -842,7 +842,7 @@ function positiveNumber(
 }
 
 /**
- * `--variant-flags "<flags>"`, repeatable: the fully instrumented proxy started with these Node or
+ * `--variant-flags=<flags>` (the `=` is needed, as the value starts with `--`), repeatable: the fully instrumented proxy started with these Node or
  * V8 flags as well, as `spanscope-variant1`, `-2`, …, always run, beside whatever `--only` selects,
  * so a launch setting is measured against the shipped one in the same run.
  */
