@@ -30,10 +30,9 @@ describe('README walkthrough: trace id to flamegraph with the local profile stor
   /** trace id → the proxy's span id, from each response's traceresponse. */
   const traces = new Map<string, string>();
 
-  before(async () => {
-    // As in the README: trace_id labels are safe in the local store (no series limit to exhaust).
-    app = await startNpmStart({ PYROSCOPE_UPLOAD_RATE: '1', ENABLE_TRACE_ID_LABEL: 'true' });
-    const until = Date.now() + 4000;
+  /** Six clients for `ms`, then one upload period plus one for the backend's push to reach the sidecar. */
+  async function drive(ms: number): Promise<void> {
+    const until = Date.now() + ms;
     await Promise.all(
       Array.from({ length: 6 }, async (_, i) => {
         while (Date.now() < until) {
@@ -46,8 +45,13 @@ describe('README walkthrough: trace id to flamegraph with the local profile stor
         }
       }),
     );
-    // One upload period, plus one for the backend's push to reach the sidecar.
     await new Promise((resolve) => setTimeout(resolve, 2500));
+  }
+
+  before(async () => {
+    // As in the README: trace_id labels are safe in the local store (no series limit to exhaust).
+    app = await startNpmStart({ PYROSCOPE_UPLOAD_RATE: '1', ENABLE_TRACE_ID_LABEL: 'true' });
+    await drive(4000);
   });
 
   after(async () => {
@@ -80,7 +84,6 @@ describe('README walkthrough: trace id to flamegraph with the local profile stor
     // sample is read once to find those requests (asking trace by trace found none in a few
     // hundred on a loaded machine), then each is asked for by its id, as the README does.
     const proxyAll = await exportOf(app.adminUrl, 'service_name=spanscope-proxy');
-    const backendAll = await exportOf(app.adminUrl, 'service_name=inventory-backend');
     const proxySpanIds = new Set(traces.values());
     const spanId = proxyAll.samples
       .map((sample) => sample.labels.span_id)
@@ -90,10 +93,21 @@ describe('README walkthrough: trace id to flamegraph with the local profile stor
     assert.ok(span.samples.length > 0, `samples for span_id=${spanId}`);
     for (const sample of span.samples) assert.equal(sample.labels.span_id, spanId);
 
-    const inProxy = new Set(proxyAll.samples.map((sample) => sample.labels.trace_id));
-    const traceId = backendAll.samples
-      .map((sample) => sample.labels.trace_id)
-      .find((id) => id !== undefined && traces.has(id) && inProxy.has(id));
+    // Both processes must have sampled the same request, which takes a few hundred requests on
+    // a quiet machine and more on a loaded one: more traffic, up to three times, until one has.
+    const inBoth = async (): Promise<string | undefined> => {
+      const inProxy = new Set(
+        (await exportOf(app.adminUrl, 'service_name=spanscope-proxy')).samples.map((s) => s.labels.trace_id),
+      );
+      return (await exportOf(app.adminUrl, 'service_name=inventory-backend')).samples
+        .map((sample) => sample.labels.trace_id)
+        .find((id) => id !== undefined && traces.has(id) && inProxy.has(id));
+    };
+    let traceId = await inBoth();
+    for (let round = 0; traceId === undefined && round < 3; round++) {
+      await drive(2000);
+      traceId = await inBoth();
+    }
     assert.ok(traceId !== undefined, 'some trace id names samples in both processes');
     const proxy = await exportOf(app.adminUrl, `service_name=spanscope-proxy&trace_id=${traceId}`);
     const backend = await exportOf(app.adminUrl, `service_name=inventory-backend&trace_id=${traceId}`);
