@@ -27,21 +27,22 @@ const CONTENDERS = ['native-parser', 'undici-stream', 'spanscope-bare', 'spansco
 type ContenderName = (typeof CONTENDERS)[number];
 const BENCH_DIR = import.meta.dirname;
 const READY_TIMEOUT_MS = 300_000;
-/** V8 garbage-collector functions, by the names callgrind reports for the node binary. */
+/** V8's garbage collector, by the names callgrind reports for the node binary. */
 const GC_FUNCTION =
   /Mark|Sweep|Scaveng|heap::base|ConcurrentMarking|IteratePointers|SizeFromMap|Evacuat|Heap::/;
-/**
- * V8's compilers (Maglev, TurboFan, Sparkplug, the parser and bytecode generator) and deoptimizer,
- * matched on V8's own functions only: node's HTTP parser is `node::http_parser::Parser`, request
- * work that a bare `Parser` would count as compiling (about 1,900 instructions per request).
- */
+/** V8's compilers (Maglev, TurboFan, Sparkplug, the parser and bytecode generator) and deoptimizer. */
 const COMPILER_FUNCTION =
   /compiler::|maglev::|turboshaft|Maglev|Turbofan|TurboFan|Compiler|Parser|Scanner|BytecodeGenerator|baseline::|Zone::|Sparkplug|AstNode|DeclarationScope|OptimizedCompilationJob|Deoptimizer/;
 
-/** Whether a callgrind function name is V8 compiling: the name itself, not its parameter types. */
-function isCompiler(fn: string): boolean {
+/**
+ * A callgrind function's name without its parameter types, when the function is V8's own. Both
+ * patterns above apply to these only: node's HTTP parser (`node::http_parser::Parser`, about 1,900
+ * instructions per request) and node's GC performance hooks
+ * (`node::performance::MarkGarbageCollection…`, a few) are not V8 compiling or collecting.
+ */
+function v8Name(fn: string): string | undefined {
   const name = fn.split('(', 1)[0] ?? fn;
-  return name.includes('v8::internal::') && COMPILER_FUNCTION.test(name);
+  return /v8::internal::|heap::base::|cppgc::/.test(name) ? name : undefined;
 }
 
 /** Sends exactly `count` GETs over the agent's keep-alive connections; resolves with the failures. */
@@ -111,8 +112,10 @@ function callgrindTotals(file: string): Totals {
       continue;
     }
     total += cost;
-    if (GC_FUNCTION.test(fn)) gc += cost;
-    else if (isCompiler(fn)) compiler += cost;
+    const v8 = v8Name(fn);
+    if (v8 === undefined) continue;
+    if (GC_FUNCTION.test(v8)) gc += cost;
+    else if (COMPILER_FUNCTION.test(v8)) compiler += cost;
   }
   return { total, gc, compiler };
 }
