@@ -170,14 +170,19 @@ export function spanscopeEnv(o: {
  */
 export type SpanscopeLaunch = 'shipped' | 'sources';
 
-/** Node's arguments (relative to `proxyDir`) and the environment they need. */
+/**
+ * Node's arguments (relative to `proxyDir`) and the environment they need; `extraFlags` go after the
+ * launch's own, so a V8 flag given there wins.
+ */
 export function spanscopeLaunch(
   proxyDir: string,
   launch: SpanscopeLaunch,
+  extraFlags: readonly string[] = [],
 ): { args: string[]; env: Readonly<Record<string, string>> } {
-  if (launch === 'sources') return { args: ['--max-semi-space-size=16', 'src/main.ts'], env: {} };
+  if (launch === 'sources')
+    return { args: ['--max-semi-space-size=16', ...extraFlags, 'src/main.ts'], env: {} };
   stripProxy(proxyDir);
-  return { args: [...PROXY_NODE_FLAGS, PROXY_ENTRY], env: PROXY_MALLOC_ENV };
+  return { args: [...PROXY_NODE_FLAGS, ...extraFlags, PROXY_ENTRY], env: PROXY_MALLOC_ENV };
 }
 
 interface SpanscopeOptions {
@@ -186,7 +191,7 @@ interface SpanscopeOptions {
   /** The profiler with per-request labels on as well. */
   readonly profiled?: boolean;
   readonly launch?: SpanscopeLaunch;
-  /** Node or V8 flags after the shipped ones (a later V8 flag wins), for a variant measured beside it. */
+  /** Node or V8 flags after the launch's own, for a variant measured beside the shipped proxy. */
   readonly nodeFlags?: readonly string[];
 }
 
@@ -199,8 +204,7 @@ function spanscope(name: string, description: string, o: SpanscopeOptions): Cont
       const proxyDir = path.join(ctx.repoRoot, 'proxy');
       const [port, adminPort] = [await freePort(), await freePort()];
       if (o.full && ctx.sinkPort === undefined) return { skip: 'the OTLP sink is not running' };
-      const launch = spanscopeLaunch(proxyDir, o.launch ?? 'shipped');
-      if (o.nodeFlags !== undefined) launch.args.splice(-1, 0, ...o.nodeFlags);
+      const launch = spanscopeLaunch(proxyDir, o.launch ?? 'shipped', o.nodeFlags);
       const env = spanscopeEnv({
         port,
         adminPort,
@@ -815,12 +819,16 @@ function printReport(summary: Summary[], targets: TargetResult[], s: Settings): 
 // ---------------------------------------------------------------------------------------------------
 // The suite
 
+/** The values of a repeatable string flag, as parseArgs hands them over. */
+function flagList(values: (string | boolean)[] | string | boolean | undefined): (string | boolean)[] {
+  return Array.isArray(values) ? values : values === undefined ? [] : [values];
+}
+
 export function parseFullEnv(
   values: (string | boolean)[] | string | boolean | undefined,
 ): Record<string, string> {
-  const list = Array.isArray(values) ? values : values === undefined ? [] : [values];
   const env: Record<string, string> = {};
-  for (const item of list) {
+  for (const item of flagList(values)) {
     const s = String(item);
     const eq = s.indexOf('=');
     if (eq <= 0) throw new Error(`--full-env expects K=V, got ${s}`);
@@ -842,15 +850,15 @@ function positiveNumber(
 }
 
 /**
- * `--variant-flags=<flags>` (the `=` is needed, as the value starts with `--`), repeatable: the fully instrumented proxy started with these Node or
- * V8 flags as well, as `spanscope-variant1`, `-2`, …, always run, beside whatever `--only` selects,
- * so a launch setting is measured against the shipped one in the same run.
+ * `--variant-flags=<flags>`, repeatable (the `=` is needed, as the value starts with `--`): the
+ * fully instrumented proxy started with these Node or V8 flags as well, as `spanscope-variant1`,
+ * `-2`, …, always run, beside whatever `--only` selects, so a launch setting is measured against
+ * the shipped one in the same run.
  */
 export function variantContenders(
   values: (string | boolean)[] | string | boolean | undefined,
 ): ContenderDef[] {
-  const list = Array.isArray(values) ? values : values === undefined ? [] : [values];
-  return list.map((item, i) => {
+  return flagList(values).map((item, i) => {
     const nodeFlags = String(item)
       .split(/\s+/)
       .filter((f) => f !== '');
