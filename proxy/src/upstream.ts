@@ -12,11 +12,11 @@ import type { UpstreamFailureKind } from './errors.ts';
 import { downstreamResponseHeaders } from './headers.ts';
 import { countStreamedBytes } from './stream-memory.ts';
 
-// The two undici modules the proxy uses, not undici's index: that loads all of undici (fetch,
-// WebSocket, the mocks, the caches with node:sqlite): 2.5 MiB of the fully instrumented proxy's
-// idle RSS, 12 MiB in a bare process (README.md, "Memory under load"). undici declares no `exports`, so these paths are
-// reachable; the version is pinned by the lock file, and proxy/test/undici-modules.test.ts fails
-// if either path stops being the class or function the types say.
+// The two undici modules the proxy uses, not undici's index, which loads all of undici (fetch,
+// WebSocket, the mocks, the caches with node:sqlite); what that saves, and the command that
+// measures it: README.md, "Memory under load". undici declares no `exports`, so these paths are
+// reachable; the lock file pins the version, and proxy/test/undici-modules.test.ts fails if
+// either path stops being the index's Pool or buildConnector.
 const requireUndici = createRequire(import.meta.url);
 const Pool = requireUndici('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
 const buildConnector = requireUndici('undici/lib/core/connect.js') as typeof UndiciBuildConnector;
