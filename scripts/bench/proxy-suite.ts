@@ -39,6 +39,8 @@ import {
 import type { CpuSample, Interference, MachineSample } from './lib/procfs.ts';
 import { runOpenLoop, runSaturation, wrkAvailable } from './lib/load.ts';
 import type { OpenLoopResult, SaturationResult } from './lib/load.ts';
+import { pairedRatio, sliceMedian } from './lib/paired.ts';
+import type { PairedRatio, Slice } from './lib/paired.ts';
 import { median } from './lib/stats.ts';
 import { writeResults } from './lib/suite.ts';
 import type { CommonOptions, FlagValues, Suite } from './lib/suite.ts';
@@ -52,6 +54,9 @@ const SETTLE_MS = 300;
 const READY_TIMEOUT_MS = 10_000;
 /** Other processes taking this much of a CPU during a run make its figures suspect; say so. */
 const BUSY_PCT = 10;
+/** Fewer interleaved slices than this leave a CPU ratio to the rounds. */
+const MIN_SLICES = 10;
+const DEFAULT_SLICES = 40;
 /** Steal (the hypervisor running something else on our vCPUs) from which figures are marked. */
 const STEAL_PCT = 2;
 
@@ -400,6 +405,9 @@ interface Settings {
   openLoopConnections: number;
   useWrk: boolean;
   pin: boolean;
+  /** Interleaved saturation slices per contender after the rounds (0: none), and their length. */
+  slices: number;
+  sliceS: number;
 }
 
 async function sinkStats(port: number | undefined): Promise<{ requests: number; bytes: number } | undefined> {
@@ -535,6 +543,14 @@ interface Summary {
   cpuVsNginx?: number;
   cpuVsBare?: number;
   cpuVsTracingOff?: number;
+  /** From the interleaved slices, when they were taken: CPU ratios paired slice by slice. */
+  slices?: {
+    n: number;
+    cpuUsPerReq?: number;
+    vsNginx?: PairedRatio;
+    vsBare?: PairedRatio;
+    vsTracingOff?: PairedRatio;
+  };
   throughputVsDirect?: number;
   otlpRequestsPerRound?: number;
   /** Highest CPU share other processes took during any of this contender's runs, % of one CPU. */
@@ -551,7 +567,7 @@ function maxOf(xs: number[]): number | undefined {
   return xs.length > 0 ? Math.max(...xs) : undefined;
 }
 
-function summarize(names: string[], runs: RunRecord[]): Summary[] {
+function summarize(names: string[], runs: RunRecord[], slices: readonly Slice[]): Summary[] {
   const get = (round: number, name: string): RunRecord | undefined =>
     runs.find((r) => r.round === round && r.contender === name);
   const perRoundRatio = (
@@ -617,6 +633,17 @@ function summarize(names: string[], runs: RunRecord[]): Summary[] {
       cpuVsNginx: perRoundRatio(name, 'nginx', cpu),
       cpuVsBare: perRoundRatio(name, 'spanscope-bare', cpu),
       cpuVsTracingOff: perRoundRatio(name, 'spanscope-tracing-off', cpu),
+      ...(slices.length > 0
+        ? {
+            slices: {
+              n: slices.filter((x) => x.cpuUsPerReq[name] !== undefined).length,
+              cpuUsPerReq: sliceMedian(slices, name),
+              vsNginx: pairedRatio(slices, name, 'nginx'),
+              vsBare: pairedRatio(slices, name, 'spanscope-bare'),
+              vsTracingOff: pairedRatio(slices, name, 'spanscope-tracing-off'),
+            },
+          }
+        : {}),
       throughputVsDirect: perRoundRatio(name, 'direct', rps),
       ...(otlp.length > 0 ? { otlpRequestsPerRound: median(otlp) } : {}),
       otherLoadMaxPct: maxOf([...sat, ...ol].map((x) => x.interference.otherPct)),
@@ -674,7 +701,9 @@ function evaluateTargets(summary: Summary[], rate: number): TargetResult[] {
         why: `needs rows: ${missing.join(', ')}`,
       };
     }
-    const why = [opts.extra, caveat(rows, opts.latency ?? false)].filter((x) => x !== undefined).join('; ');
+    const why = [opts.extra, caveat(rows, opts.latency ?? false)]
+      .filter((x) => x !== undefined && x !== '')
+      .join('; ');
     return {
       target,
       status: value <= limit ? 'PASS' : 'FAIL',
@@ -685,32 +714,58 @@ function evaluateTargets(summary: Summary[], rate: number): TargetResult[] {
     };
   };
   const atRate = full?.openLoop.cpuUsPerReq;
+  /** A CPU ratio paired slice by slice when enough slices were taken, else the median per round. */
+  const cpuRatio = (
+    paired: PairedRatio | undefined,
+    perRound: number | undefined,
+  ): { value: number | undefined; how: string[] } => {
+    if (paired === undefined || paired.n < MIN_SLICES) return { value: perRound, how: [] };
+    const rounds = perRound === undefined ? '' : `; per round ${perRound.toFixed(2)}×`;
+    return {
+      value: paired.median,
+      how: [
+        `median of ${String(paired.n)} interleaved slices, quartiles ${paired.q1.toFixed(2)}–${paired.q3.toFixed(2)}${rounds}`,
+      ],
+    };
+  };
+  const bareVsNginx = cpuRatio(bare?.slices?.vsNginx, bare?.cpuVsNginx);
+  const fullVsBare = cpuRatio(full?.slices?.vsBare, full?.cpuVsBare);
   // The Node forwarders measured in the same run, for what the bare proxy's ratio is up against.
   const floors = ['undici-stream', 'native-parser'].flatMap((n) => {
-    const ratio = row(n)?.cpuVsNginx;
+    const ratio = cpuRatio(row(n)?.slices?.vsNginx, row(n)?.cpuVsNginx).value;
     return ratio === undefined ? [] : [`${n} ${ratio.toFixed(2)}×`];
   });
+  // The issue names the bare proxy "the proxy with tracing off"; spanscope-bare has its access log off too.
+  const fullVsTracingOff = cpuRatio(full?.slices?.vsTracingOff, full?.cpuVsTracingOff).value;
   return [
     check(
       'spanscope-bare CPU/req ≤ 3× nginx',
-      bare?.cpuVsNginx,
+      bareVsNginx.value,
       3,
       '×',
       [bare, row('nginx')],
       ['spanscope-bare', 'nginx'],
-      floors.length > 0 ? { extra: `same run: ${floors.join(', ')}` } : {},
+      {
+        extra: [...bareVsNginx.how, ...(floors.length > 0 ? [`same run: ${floors.join(', ')}`] : [])].join(
+          '; ',
+        ),
+      },
     ),
     check(
       'spanscope-full CPU/req ≤ 1.3× bare',
-      full?.cpuVsBare,
+      fullVsBare.value,
       1.3,
       '×',
       [full, bare],
       ['spanscope-full', 'spanscope-bare'],
-      // The issue names the bare proxy "the proxy with tracing off"; this one has its access log off too.
-      full?.cpuVsTracingOff === undefined
-        ? {}
-        : { extra: `÷ spanscope-tracing-off, access log on in both: ${full.cpuVsTracingOff.toFixed(2)}×` },
+      {
+        extra: [
+          ...fullVsBare.how,
+          ...(fullVsTracingOff === undefined
+            ? []
+            : [`÷ spanscope-tracing-off, access log on in both: ${fullVsTracingOff.toFixed(2)}×`]),
+        ].join('; '),
+      },
     ),
     check(
       `spanscope-full added p50 @${rate} rps ≤ 0.3 ms`,
@@ -832,6 +887,26 @@ function printReport(summary: Summary[], targets: TargetResult[], s: Settings): 
       ]),
     ),
   );
+  if (summary.some((r) => r.slices !== undefined)) {
+    console.log(
+      `\nInterleaved slices (${gen}, ${s.sliceS} s per contender, ${s.slices} passes; ratios paired slice by slice: median [quartiles])`,
+    );
+    const paired = (p: PairedRatio | undefined): string =>
+      p === undefined ? '-' : `${p.median.toFixed(2)} [${p.q1.toFixed(2)}–${p.q3.toFixed(2)}]`;
+    console.log(
+      renderTable(
+        ['contender', 'slices', 'CPU µs/req', '÷nginx', '÷bare', '÷tracing-off'],
+        summary.map((r) => [
+          r.contender,
+          r.slices?.n ?? 0,
+          fmt(r.slices?.cpuUsPerReq, 1),
+          paired(r.slices?.vsNginx),
+          paired(r.slices?.vsBare),
+          paired(r.slices?.vsTracingOff),
+        ]),
+      ),
+    );
+  }
   console.log('\nTargets (issue 3)');
   for (const t of targets) {
     console.log(`  ${t.status.padEnd(4)}  ${t.target.padEnd(46)} ${t.display}${t.why ? `  (${t.why})` : ''}`);
@@ -859,17 +934,22 @@ export function parseFullEnv(
   return env;
 }
 
-function positiveNumber(
+/** A numeric flag's value, `dflt` when absent; `accepts` says what it must be, for the error. */
+function numberFlag(
   name: string,
   v: string | boolean | (string | boolean)[] | undefined,
   dflt: number,
+  accepts: { test: (n: number) => boolean; what: string },
 ): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (typeof v !== 'string' || !(n > 0))
-    throw new Error(`--${name} must be a positive number, got ${String(v)}`);
+  if (typeof v !== 'string' || !accepts.test(n))
+    throw new Error(`--${name} must be ${accepts.what}, got ${String(v)}`);
   return n;
 }
+
+const POSITIVE = { test: (n: number) => n > 0, what: 'a positive number' };
+const WHOLE = { test: (n: number) => Number.isInteger(n) && n >= 0, what: 'a whole number, 0 or more' };
 
 /**
  * `--variant-flags=<flags>`, repeatable (the `=` is needed, as the value starts with `--`): the
@@ -926,12 +1006,16 @@ async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<
     rounds: common.rounds,
     durationS: common.durationS,
     warmupS: Math.min(2, Math.max(0.5, common.durationS / 2)),
-    connections: positiveNumber('connections', flags.connections, 32),
-    rate: positiveNumber('rate', flags.rate, 2000),
+    connections: numberFlag('connections', flags.connections, 32, POSITIVE),
+    rate: numberFlag('rate', flags.rate, 2000, POSITIVE),
     openLoopConnections: 64,
     useWrk,
     pin,
+    slices: numberFlag('slices', flags.slices, common.quick ? 0 : DEFAULT_SLICES, WHOLE),
+    sliceS: numberFlag('slice-seconds', flags['slice-seconds'], 1, POSITIVE),
   };
+  if (useWrk && !Number.isInteger(s.sliceS))
+    throw new Error('--slice-seconds must be whole seconds with wrk');
   if (!Number.isInteger(s.connections)) throw new Error('--connections must be an integer');
   if (useWrk && !Number.isInteger(s.durationS)) {
     note(
@@ -1130,7 +1214,32 @@ async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<
       }
     }
 
-    const summary = summarize(names, runs);
+    // CPU ratios paired slice by slice (lib/paired.ts): `direct` is no proxy and takes no slices.
+    const slices: Slice[] = [];
+    const sliced = names.filter((n) => n !== 'direct');
+    if (s.slices > 0 && sliced.length > 1) {
+      console.log(`\ninterleaved slices: ${s.slices} × ${s.sliceS} s of saturation per contender`);
+      for (let i = 1; i <= s.slices; i++) {
+        if (isStopping()) throw new Error('interrupted');
+        const order = sliced.map((_, k) => sliced[(k + i - 1) % sliced.length] ?? '');
+        const cpuUsPerReq: Record<string, number> = {};
+        for (const name of order) {
+          const r = running.get(name);
+          if (r === undefined || alive(name, r) !== undefined || exitReason(ctx.backend)() !== undefined)
+            continue;
+          try {
+            const sat = await measureSaturation(r, { ...s, durationS: s.sliceS }, undefined);
+            if (sat.requests > 0 && sat.errors === 0) cpuUsPerReq[name] = sat.cpuUsPerReq;
+          } catch {
+            // A slice that failed is left out of the pairs; the rounds report failures.
+          }
+        }
+        slices.push({ slice: i, cpuUsPerReq });
+        if (i % 10 === 0 || i === s.slices) console.log(`  ${String(i)}/${String(s.slices)}`);
+      }
+    }
+
+    const summary = summarize(names, runs, slices);
     const targets = evaluateTargets(summary, s.rate);
     printReport(summary, targets, s);
     const full = summary.find((x) => x.contender === 'spanscope-full');
@@ -1179,6 +1288,7 @@ async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<
       summary,
       targets,
       runs,
+      slices,
       notes,
     };
     return writeResults(common.outDir, 'proxy', result);
@@ -1207,6 +1317,8 @@ export const proxySuite: Suite = {
     'variant-flags': { type: 'string', multiple: true },
     rate: { type: 'string' },
     connections: { type: 'string' },
+    slices: { type: 'string' },
+    'slice-seconds': { type: 'string' },
   },
   help: [
     '--full-env K=V     extra environment for spanscope-full (repeatable), e.g. --full-env OTEL_TRACES_SAMPLER_ARG=0.1',
@@ -1214,6 +1326,9 @@ export const proxySuite: Suite = {
     '                   e.g. --variant-flags=--no-concurrent-marking (the = is needed)',
     '--rate N           open-loop request rate (default 2000)',
     '--connections N    saturation connections (default 32)',
+    `--slices N         after the rounds, N passes of short saturation slices, each contender in turn; CPU ratios`,
+    `                   are then paired slice by slice (default ${String(DEFAULT_SLICES)}; 0 with --quick; 0: none)`,
+    '--slice-seconds S  length of a slice (default 1)',
   ],
   contenders: CONTENDERS.map((c) => c.name),
   run: runProxySuite,
