@@ -1234,7 +1234,9 @@ async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<
       console.log(`\ninterleaved slices: ${s.slices} × ${s.sliceS} s of saturation per contender`);
       for (let i = 1; i <= s.slices; i++) {
         if (isStopping()) throw new Error('interrupted');
-        const order = sliced.map((_, k) => sliced[(k + i - 1) % sliced.length] ?? '');
+        // Forward, then backward: contenders listed next to each other (bare, tracing-off, full)
+        // always take their slices seconds apart, and each one's place evens out over two passes.
+        const order = i % 2 === 1 ? sliced : [...sliced].reverse();
         const cpuUsPerReq: Record<string, number> = {};
         for (const name of order) {
           const r = running.get(name);
