@@ -44,9 +44,10 @@ const COMPILER_FUNCTION =
  * V8's runtime entry for a computed key in an object literal whose map was deprecated. Under
  * callgrind, some runs of the proxy with tracing off call it about 40 times per request (node's
  * `process.nextTick` builds each tick as such a literal), and each call migrates the new object
- * (`JSObject::MigrateToMap`): about 52,000 instructions per request in all, 2026-11-29. Sampled
- * with `perf record` in a real run of the same build under wrk, it took 0.02% of the samples,
- * so it belongs to the slowed-down process, not to the request path: it is reported apart.
+ * (`JSObject::MigrateToMap`): about 52,000 instructions per request in all, 2026-11-29. In a real
+ * run of the same build under wrk, sampled with `perf record` (one-off; scripts/bench/README.md,
+ * "Instructions suite: method"), it had no samples and the inline cache in front of it 0.02%, so it
+ * belongs to the slowed-down process, not to the request path: it is reported apart.
  */
 const LITERAL_MIGRATION = 'v8::internal::Runtime_DefineKeyedOwnPropertyInLiteral';
 

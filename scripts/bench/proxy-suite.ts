@@ -54,7 +54,7 @@ const SETTLE_MS = 300;
 const READY_TIMEOUT_MS = 10_000;
 /** Other processes taking this much of a CPU during a run make its figures suspect; say so. */
 const BUSY_PCT = 10;
-/** Fewer interleaved slices than this leave a CPU ratio to the rounds. */
+/** With fewer interleaved slices than this, the CPU targets take the rounds' figures. */
 const MIN_SLICES = 20;
 const DEFAULT_SLICES = 40;
 /** Steal (the hypervisor running something else on our vCPUs) from which figures are marked. */
@@ -714,20 +714,34 @@ function evaluateTargets(summary: Summary[], rate: number): TargetResult[] {
     };
   };
   const atRate = full?.openLoop.cpuUsPerReq;
-  /** A CPU ratio paired slice by slice when enough slices were taken, else the median per round. */
-  const cpuRatio = (
-    paired: PairedRatio | undefined,
+  /**
+   * A CPU figure from the interleaved slices when there are enough of them, else the median per
+   * round; when the slices decide, the per-round figure is shown beside theirs.
+   */
+  const steadier = (
+    sliced: { value: number; n: number; spread?: string } | undefined,
     perRound: number | undefined,
+    digits: number,
   ): { value: number | undefined; how: string[] } => {
-    if (paired === undefined || paired.n < MIN_SLICES) return { value: perRound, how: [] };
-    const rounds = perRound === undefined ? '' : `; per round ${perRound.toFixed(2)}×`;
+    if (sliced === undefined || sliced.n < MIN_SLICES) return { value: perRound, how: [] };
+    const spread = sliced.spread === undefined ? '' : `, ${sliced.spread}`;
+    const rounds = perRound === undefined ? '' : `; per round ${perRound.toFixed(digits)}`;
     return {
-      value: paired.median,
-      how: [
-        `median of ${String(paired.n)} interleaved slices, quartiles ${paired.q1.toFixed(2)}–${paired.q3.toFixed(2)}${rounds}`,
-      ],
+      value: sliced.value,
+      how: [`median of ${String(sliced.n)} interleaved slices${spread}${rounds}`],
     };
   };
+  /** A CPU ratio paired slice by slice, or per round. */
+  const cpuRatio = (paired: PairedRatio | undefined, perRound: number | undefined) =>
+    steadier(
+      paired && {
+        value: paired.median,
+        n: paired.n,
+        spread: `quartiles ${paired.q1.toFixed(2)}–${paired.q3.toFixed(2)}`,
+      },
+      perRound,
+      2,
+    );
   const bareVsNginx = cpuRatio(bare?.slices?.vsNginx, bare?.cpuVsNginx);
   const fullVsBare = cpuRatio(full?.slices?.vsBare, full?.cpuVsBare);
   // The Node forwarders measured in the same run, for what the bare proxy's ratio is up against.
@@ -735,17 +749,14 @@ function evaluateTargets(summary: Summary[], rate: number): TargetResult[] {
     const ratio = cpuRatio(row(n)?.slices?.vsNginx, row(n)?.cpuVsNginx).value;
     return ratio === undefined ? [] : [`${n} ${ratio.toFixed(2)}×`];
   });
-  // Like the ratios, the slices' median CPU per request is steadier than a few rounds'.
-  const fullSlices = full?.slices;
-  const fullVcpu =
-    fullSlices?.cpuUsPerReq !== undefined && fullSlices.n >= MIN_SLICES
-      ? {
-          value: fullSlices.cpuUsPerReq / 1000,
-          how: [
-            `median of ${String(fullSlices.n)} slices${full?.vcpuPer1kRps === undefined ? '' : `; per round ${full.vcpuPer1kRps.toFixed(3)}`}`,
-          ],
-        }
-      : { value: full?.vcpuPer1kRps, how: [] };
+  const fullSliced = full?.slices;
+  const fullVcpu = steadier(
+    fullSliced?.cpuUsPerReq === undefined
+      ? undefined
+      : { value: fullSliced.cpuUsPerReq / 1000, n: fullSliced.n },
+    full?.vcpuPer1kRps,
+    3,
+  );
   // The issue names the bare proxy "the proxy with tracing off"; spanscope-bare has its access log off too.
   const fullVsTracingOff = cpuRatio(full?.slices?.vsTracingOff, full?.cpuVsTracingOff).value;
   return [
@@ -1229,6 +1240,8 @@ async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<
 
     // CPU ratios paired slice by slice (lib/paired.ts): `direct` is no proxy and takes no slices.
     const slices: Slice[] = [];
+    /** Slices left out of the pairs, and why. */
+    const lostSlices: string[] = [];
     const sliced = names.filter((n) => n !== 'direct');
     if (s.slices > 0 && sliced.length > 1) {
       console.log(`\ninterleaved slices: ${s.slices} × ${s.sliceS} s of saturation per contender`);
@@ -1240,17 +1253,27 @@ async function runProxySuite(common: CommonOptions, flags: FlagValues): Promise<
         const cpuUsPerReq: Record<string, number> = {};
         for (const name of order) {
           const r = running.get(name);
-          if (r === undefined || alive(name, r) !== undefined || exitReason(ctx.backend)() !== undefined)
+          if (r === undefined) continue;
+          const dead = exitReason(ctx.backend)() ?? alive(name, r);
+          if (dead !== undefined) {
+            lostSlices.push(`${name}: ${dead}`);
             continue;
+          }
           try {
             const sat = await measureSaturation(r, { ...s, durationS: s.sliceS }, undefined);
             if (sat.requests > 0 && sat.errors === 0) cpuUsPerReq[name] = sat.cpuUsPerReq;
-          } catch {
-            // A slice that failed is left out of the pairs; the rounds report failures.
+            else lostSlices.push(`${name}: ${String(sat.errors)} errors in ${String(sat.requests)} requests`);
+          } catch (err) {
+            lostSlices.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
           }
         }
         slices.push({ slice: i, cpuUsPerReq });
         if (i % 10 === 0 || i === s.slices) console.log(`  ${String(i)}/${String(s.slices)}`);
+      }
+      if (lostSlices.length > 0) {
+        note(
+          `${String(lostSlices.length)} slice(s) left out of the pairs; the first: ${lostSlices[0] ?? ''}`,
+        );
       }
     }
 
